@@ -1,0 +1,18 @@
+"""Registered benchmarks (task streams), by name."""
+
+from __future__ import annotations
+
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task
+from trainables.benchmarks.imagenet32 import ImageNet32
+from trainables.benchmarks.split_digits_diffusion import SplitDigitsDiffusion
+
+BENCHMARKS: dict[str, type[Benchmark]] = {b.name: b for b in (SplitDigitsDiffusion, ImageNet32)}
+
+
+def get_benchmark(name: str) -> type[Benchmark]:
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark '{name}'; allowed: {', '.join(sorted(BENCHMARKS))}")
+    return BENCHMARKS[name]
+
+
+__all__ = ["BENCHMARKS", "Benchmark", "MetricSpec", "Protocol", "Task", "get_benchmark"]

@@ -1,0 +1,96 @@
+"""The task-stream interface every benchmark implements."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Collection, Iterator
+
+import torch
+from torch import nn
+
+from trainables.batch import Batch
+from trainables.params import knob
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How to read a metric: its direction, and whether it is cheap enough for the dense grid."""
+
+    higher_is_better: bool
+    cheap: bool = False
+
+
+@dataclass(frozen=True)
+class Task:
+    index: int  # numbered from 1
+    name: str
+    classes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The training protocol every benchmark config carries (the loop reads it)."""
+
+    steps_per_task: int = knob(100, "optimizer steps per task", low=1)
+    batch_size: int = knob(32, "samples of the current task per batch", low=1)
+    eval_every: int = knob(50, "evaluate every seen task on every metric every this many steps", low=1)
+    dense_until: int = knob(16, "also evaluate the cheap metrics 1, 2, 4, ... steps into each task up to "
+                            "this step (0: off); steps-to-re-converge is only as fine as this grid", low=0)
+    cache_dir: str = knob("", "where trained evaluation networks are cached (default: "
+                          "$CLSWEEP_CACHE_DIR or ~/.cache/clsweep)")
+
+
+def cache_dir(config: Protocol) -> Path:
+    """The cache folder of a benchmark config: its setting, else $CLSWEEP_CACHE_DIR, else ~/.cache/clsweep."""
+    path = config.cache_dir or os.environ.get("CLSWEEP_CACHE_DIR") or Path.home() / ".cache" / "clsweep"
+    return Path(path).expanduser().resolve()
+
+
+class Benchmark:
+    """An ordered stream of tasks, the network that learns it, its losses and its evaluation.
+
+    Methods reach data only through ``loss``, ``train_sample``, ``replay`` and ``distill_loss``;
+    ``capabilities`` says which of the optional ones exist (e.g. ``generative_replay``).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    presets: ClassVar[dict[str, dict]] = {}
+    metrics: ClassVar[dict[str, MetricSpec]] = {}
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Protocol, device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.tasks: list[Task] = []
+
+    def make_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def train_batches(self, task: Task, generator: torch.Generator) -> Iterator[Batch]:
+        """Batches of the task's training data, reshuffled every epoch, endless unless single-pass."""
+        raise NotImplementedError
+
+    def train_sample(self, task: Task, n: int, generator: torch.Generator) -> Batch:
+        """n training samples of the task (without replacement while n <= the task's size)."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Batch, generator: torch.Generator,
+             t_range: tuple[int, int] | None = None) -> torch.Tensor:
+        """Per-sample training loss, shape (B,)."""
+        raise NotImplementedError
+
+    def replay(self, teacher: nn.Module, task: Task, n: int, generator: torch.Generator) -> Batch:
+        """n samples of an old task produced by a frozen teacher (generative replay)."""
+        raise NotImplementedError(f"{self.name} has no generative replay")
+
+    def distill_loss(self, student: nn.Module, teacher: nn.Module, batch: Batch,
+                     generator: torch.Generator) -> torch.Tensor:
+        """Per-sample distillation loss of the student onto the frozen teacher, shape (B,)."""
+        raise NotImplementedError(f"{self.name} has no distillation loss")
+
+    def evaluate(self, model: nn.Module, task: Task, metrics: Collection[str]) -> dict[str, float]:
+        """The named metrics of ``model`` on the held-out data of ``task``; deterministic."""
+        raise NotImplementedError

@@ -1,0 +1,246 @@
+"""Class-incremental image generation with a class-conditional diffusion model (000 §4.1).
+
+Shared by `split_digits_diffusion` (laptop scale) and `imagenet32` (paper scale): a subclass only
+loads images (pixels in [-1, 1], shape (N, C, H, W)) and labels, and names its evaluation classifier.
+Training: diffusers' DDPM noise schedule, ε-prediction, per-sample loss = mean over pixels of the noise
+MSE (the scaling the paper's λ assumes). Sampling: DDIM. Metrics: ``fd`` (Fréchet distance between
+generated and held-out images in the features of a classifier trained once on the training split and
+cached on disk; the stand-in for FID, which needs Inception weights), ``gen_acc`` (that classifier's
+accuracy on generated images of the task's classes), ``denoise_loss`` (held-out noise MSE at fixed
+timesteps and noise; cheap, so it runs on the dense grid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Collection, Iterator
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from torch import nn
+
+from trainables.batch import Batch
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir
+from trainables.frechet import frechet_distance
+from trainables.params import knob
+
+
+@dataclass(frozen=True)
+class DiffusionConfig(Protocol):
+    classes_per_task: int = knob(2, "classes per task", low=1)
+    num_tasks: int = knob(5, "number of tasks", low=1)
+    channels: list = knob([32, 64], "UNet block widths, one per resolution level")
+    layers_per_block: int = knob(1, "ResNet layers per UNet block", low=1)
+    attention_levels: list = knob([], "UNet levels (0-based) with self-attention blocks")
+    num_train_timesteps: int = knob(1000, "DDPM timesteps", low=2)
+    beta_schedule: str = knob("linear", "DDPM β schedule", choices=("linear", "scaled_linear",
+                                                                    "squaredcos_cap_v2"))
+    ddim_steps: int = knob(20, "DDIM steps when sampling for evaluation (paper: 50)", low=1)
+    replay_ddim_steps: int = knob(20, "DDIM steps when the teacher generates replay samples", low=1)
+    eval_samples_per_class: int = knob(50, "generated images per class for fd and gen_acc", low=2)
+    eval_seed: int = knob(1234, "seed of the evaluation noise (same noise at every evaluation)")
+    classifier_epochs: int = knob(30, "epochs of the feature classifier behind fd and gen_acc", low=1)
+
+
+def _randn(shape: tuple, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator).to(device)
+
+
+def _randint(high: tuple[int, int], n: int, generator: torch.Generator, device: torch.device):
+    return torch.randint(high[0], high[1], (n,), generator=generator).to(device)
+
+
+class ClassConditionalDiffusion(Benchmark):
+    Config = DiffusionConfig
+    metrics = {"fd": MetricSpec(higher_is_better=False),
+               "gen_acc": MetricSpec(higher_is_better=True),
+               "denoise_loss": MetricSpec(higher_is_better=False, cheap=True)}
+    capabilities = frozenset({"generative_replay", "distillation", "timesteps"})
+
+    def __init__(self, config: DiffusionConfig, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device)
+        x_train, y_train, x_test, y_test = self.load()
+        self.image_shape = tuple(x_train.shape[1:])
+        self.num_classes = config.classes_per_task * config.num_tasks
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        per = config.classes_per_task
+        self.tasks = [Task(k + 1, f"classes {k * per}-{k * per + per - 1}",
+                           tuple(range(k * per, (k + 1) * per))) for k in range(config.num_tasks)]
+        self.scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
+                                       beta_schedule=config.beta_schedule)
+        self._alphas = self.scheduler.alphas_cumprod.to(self.device)
+        self._classifier: nn.Module | None = None
+        self._real_features: dict[int, np.ndarray] = {}
+
+    # -- data, supplied by subclasses -------------------------------------------------------------------
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_train, y_train, x_test, y_test): images float or uint8 (N, C, H, W), labels int64."""
+        raise NotImplementedError
+
+    def make_classifier(self) -> nn.Module:
+        """The evaluation classifier; ``features(x)`` gives the space fd is measured in."""
+        raise NotImplementedError
+
+    def data_fingerprint(self) -> dict:
+        """What identifies the data the classifier is trained on (part of its cache key)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def to_pixels(x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] as float32; uint8 images are rescaled."""
+        return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+
+    # -- model and losses -------------------------------------------------------------------------------
+    def make_model(self) -> nn.Module:
+        c = self.config
+        levels = range(len(c.channels))
+        down = tuple("AttnDownBlock2D" if i in c.attention_levels else "DownBlock2D" for i in levels)
+        up = tuple("AttnUpBlock2D" if i in c.attention_levels else "UpBlock2D" for i in reversed(levels))
+        return UNet2DModel(sample_size=self.image_shape[-1], in_channels=self.image_shape[0],
+                           out_channels=self.image_shape[0], layers_per_block=c.layers_per_block,
+                           block_out_channels=tuple(c.channels), down_block_types=down,
+                           up_block_types=up, num_class_embeds=self.num_classes,
+                           norm_num_groups=min(32, min(c.channels) // 4) or 1).to(self.device)
+
+    def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
+        t = _randint(t_range or (0, self.config.num_train_timesteps), len(x0), generator, self.device)
+        noise = _randn(tuple(x0.shape), generator, self.device)
+        a = self._alphas[t].view(-1, 1, 1, 1)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
+
+    def loss(self, model, batch: Batch, generator, t_range=None) -> torch.Tensor:
+        x_t, t, noise = self._noised(self.to_pixels(batch["x"]), generator, t_range)
+        pred = model(x_t, t, class_labels=batch["y"]).sample
+        return ((pred - noise) ** 2).flatten(1).mean(1)
+
+    def distill_loss(self, student, teacher, batch: Batch, generator) -> torch.Tensor:
+        x_t, t, _ = self._noised(self.to_pixels(batch["x"]), generator, None)
+        with torch.no_grad():
+            target = teacher(x_t, t, class_labels=batch["y"]).sample
+        pred = student(x_t, t, class_labels=batch["y"]).sample
+        return ((pred - target) ** 2).flatten(1).mean(1)
+
+    @torch.no_grad()
+    def sample(self, model: nn.Module, labels: torch.Tensor, steps: int,
+               generator: torch.Generator) -> torch.Tensor:
+        """DDIM (η = 0) samples for the given class labels, clipped to [-1, 1]."""
+        ddim = DDIMScheduler.from_config(self.scheduler.config)
+        ddim.set_timesteps(steps)
+        x = _randn((len(labels), *self.image_shape), generator, self.device)
+        was_training = model.training
+        model.eval()
+        for t in ddim.timesteps:
+            eps = model(x, t.to(self.device).expand(len(x)), class_labels=labels).sample
+            x = ddim.step(eps, t, x).prev_sample
+        model.train(was_training)
+        return x.clamp(-1, 1)
+
+    def replay(self, teacher, task: Task, n: int, generator) -> Batch:
+        labels = torch.tensor(task.classes, device=self.device).repeat(math.ceil(n / len(task.classes)))[:n]
+        return {"x": self.sample(teacher, labels, self.config.replay_ddim_steps, generator), "y": labels}
+
+    # -- data access --------------------------------------------------------------------------------------
+    def _task_index(self, task: Task, train: bool) -> torch.Tensor:
+        y = self.y_train if train else self.y_test
+        return torch.nonzero(torch.isin(y, torch.tensor(task.classes)), as_tuple=True)[0]
+
+    def _gather(self, idx: torch.Tensor, train: bool = True) -> Batch:
+        x, y = (self.x_train, self.y_train) if train else (self.x_test, self.y_test)
+        return {"x": x[idx].to(self.device), "y": y[idx].to(self.device)}
+
+    def train_batches(self, task: Task, generator) -> Iterator[Batch]:
+        idx = self._task_index(task, train=True)
+        bs = self.config.batch_size
+        while True:
+            order = idx[torch.randperm(len(idx), generator=generator)]
+            for start in range(0, len(order) - bs + 1 if len(order) >= bs else 1, bs):
+                yield self._gather(order[start:start + bs])
+
+    def train_sample(self, task: Task, n: int, generator) -> Batch:
+        idx = self._task_index(task, train=True)
+        reps = math.ceil(n / len(idx))
+        order = torch.cat([idx[torch.randperm(len(idx), generator=generator)] for _ in range(reps)])[:n]
+        return self._gather(order)
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    def classifier(self) -> nn.Module:
+        """The feature classifier, trained once per settings and cached on disk."""
+        if self._classifier is None:
+            self._classifier = _cached_classifier(self)
+        return self._classifier
+
+    def _features(self, x: torch.Tensor) -> np.ndarray:
+        net = self.classifier()
+        out = [net.features(self.to_pixels(x[i:i + 512]).to(self.device)) for i in range(0, len(x), 512)]
+        return torch.cat(out).double().cpu().numpy()
+
+    @torch.no_grad()
+    def evaluate(self, model, task: Task, metrics: Collection[str]) -> dict[str, float]:
+        c = self.config
+        generator = torch.Generator().manual_seed(c.eval_seed * 1000 + task.index)
+        out: dict[str, float] = {}
+        if "denoise_loss" in metrics:
+            held = self._gather(self._task_index(task, train=False), train=False)
+            was_training = model.training
+            model.eval()
+            out["denoise_loss"] = float(self.loss(model, held, generator).mean())
+            model.train(was_training)
+        if "fd" in metrics or "gen_acc" in metrics:
+            labels = torch.tensor(task.classes, device=self.device).repeat_interleave(c.eval_samples_per_class)
+            images = self.sample(model, labels, c.ddim_steps, generator)
+            if "gen_acc" in metrics:
+                pred = torch.cat([self.classifier()(images[i:i + 512]).argmax(1)
+                                  for i in range(0, len(images), 512)])
+                out["gen_acc"] = float((pred == labels).float().mean())
+            if "fd" in metrics:
+                if task.index not in self._real_features:
+                    held = self._gather(self._task_index(task, train=False), train=False)
+                    self._real_features[task.index] = self._features(held["x"])
+                out["fd"] = frechet_distance(self._features(images), self._real_features[task.index])
+        return out
+
+
+def _cached_classifier(bench: ClassConditionalDiffusion) -> nn.Module:
+    """Train the benchmark's feature classifier on its training split, or load it from the cache."""
+    c = bench.config
+    key = {"benchmark": bench.name, "data": bench.data_fingerprint(), "epochs": c.classifier_epochs,
+           "classes": bench.num_classes, "arch": repr(bench.make_classifier()), "version": 1}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir(c) / f"{bench.name}-classifier-{digest}.pt"
+    with torch.random.fork_rng(devices=[]):  # same initial weights whatever the caller's RNG state
+        torch.manual_seed(0)
+        net = bench.make_classifier().to(bench.device)
+    if path.exists():
+        try:
+            net.load_state_dict(torch.load(path, map_location=bench.device, weights_only=True))
+            return net.eval().requires_grad_(False)
+        except (RuntimeError, EOFError, ValueError, OSError):  # damaged cache file: train again
+            pass
+    generator = torch.Generator().manual_seed(0)
+    keep = bench.y_train < bench.num_classes
+    x, y = bench.x_train[keep], bench.y_train[keep]
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    net.train()
+    with torch.enable_grad():
+        _fit(net, opt, bench, x, y, c.classifier_epochs, generator)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(net)}")
+    torch.save(net.state_dict(), tmp)
+    tmp.replace(path)
+    return net.eval().requires_grad_(False)
+
+
+def _fit(net, opt, bench, x, y, epochs: int, generator: torch.Generator) -> None:
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), 128):
+            idx = order[i:i + 128]
+            logits = net(bench.to_pixels(x[idx]).to(bench.device))
+            loss = nn.functional.cross_entropy(logits, y[idx].to(bench.device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()

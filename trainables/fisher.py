@@ -1,0 +1,165 @@
+"""Fisher estimates at θ*_i and the elastic (EWC) penalty of 000 Eq. 5, diagonal or rank-1.
+
+Rank-1 (000 Appendix B): F_i = ρ_i u_i u_iᵀ, u_i = ḡ/‖ḡ‖ with ḡ the mean per-sample gradient over N
+samples at θ*_i. Two estimators of ρ_i (METHODS.md §1):
+- ``projection``: ρ_i = mean_n (g_nᵀ u_i)², the top eigenvalue when per-sample gradients are collinear
+  with their mean; one Jacobian-vector product of the per-sample losses along u_i per batch, no per-sample
+  gradients;
+- ``mean_outer``: F_i = ḡḡᵀ, i.e. ρ_i = ‖ḡ‖² (never larger than ``projection``).
+Diagonal: F_i = mean_n g_n ⊙ g_n from per-sample gradients (classic EWC).
+
+Penalty: L_EWC = ½ Σ_i (θ − θ*_i)ᵀ F_i (θ − θ*_i); rank-1 makes it ½ Σ_i ρ_i (u_iᵀ(θ − θ*_i))², O(P)
+memory per task. The caller multiplies by λ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from trainables.batch import Batch, size, take
+
+LossFn = Callable[[Callable, Batch, torch.Generator], torch.Tensor]  # per-sample losses, shape (B,)
+
+
+def parameters_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p for k, p in model.named_parameters() if p.requires_grad}
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflat(vector: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out, i = {}, 0
+    for k, t in like.items():
+        out[k] = vector[i:i + t.numel()].view_as(t)
+        i += t.numel()
+    return out
+
+
+@contextlib.contextmanager
+def plain_attention(model: nn.Module):
+    """Swap diffusers' fused attention for the plain matmul-softmax one, which supports forward-mode AD
+    (scaled_dot_product_attention has no forward-AD formula on CPU); restored afterwards."""
+    layers = [m for m in model.modules() if hasattr(m, "set_processor") and hasattr(m, "processor")]
+    saved = [m.processor for m in layers]
+    if layers:
+        from diffusers.models.attention_processor import AttnProcessor
+
+        for m in layers:
+            m.set_processor(AttnProcessor())
+    try:
+        yield
+    finally:
+        for m, processor in zip(layers, saved):
+            m.set_processor(processor)
+
+
+def chunks(batch: Batch, chunk: int) -> list[Batch]:
+    n = size(batch)
+    return [take(batch, slice(i, i + chunk)) for i in range(0, n, chunk)]
+
+
+def mean_gradient(model: nn.Module, loss_fn: LossFn, batches: list[Batch], seed: int) -> torch.Tensor:
+    """ḡ: the gradient of the mean per-sample loss over all samples of ``batches`` (flat)."""
+    params = parameters_of(model)
+    total = sum(size(b) for b in batches)
+    grad = torch.zeros(sum(p.numel() for p in params.values()), device=next(iter(params.values())).device)
+    generator = torch.Generator().manual_seed(seed)
+    for b in batches:
+        losses = loss_fn(model, b, generator)
+        g = torch.autograd.grad(losses.sum() / total, list(params.values()))
+        grad += flat(g)
+    return grad
+
+
+def directional_derivatives(model: nn.Module, loss_fn: LossFn, batches: list[Batch], u: torch.Tensor,
+                            seed: int) -> torch.Tensor:
+    """g_nᵀu for every sample n without per-sample gradients: the Jacobian-vector product J u of the
+    per-sample losses, one per batch. Computed as ∂/∂v ⟨Jᵀv, u⟩ (reverse over reverse), which needs
+    only double-backward support (PyTorch's forward-mode AD fails on GroupNorm after attention)."""
+    params = list(parameters_of(model).values())
+    parts = list(unflat(u, parameters_of(model)).values())
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    with plain_attention(model):
+        for b in batches:
+            losses = loss_fn(model, b, generator)
+            v = torch.zeros_like(losses, requires_grad=True)
+            grads = torch.autograd.grad(losses, params, grad_outputs=v, create_graph=True)
+            inner = sum((g * p).sum() for g, p in zip(grads, parts))
+            out.append(torch.autograd.grad(inner, v)[0].detach())
+    return torch.cat(out)
+
+
+def per_sample_gradients(model: nn.Module, loss_fn: LossFn, batch: Batch, seed: int) -> torch.Tensor:
+    """(n, P) per-sample gradients, one forward and backward per sample."""
+    params = list(parameters_of(model).values())
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(size(batch)):
+        loss = loss_fn(model, take(batch, slice(i, i + 1)), generator).sum()
+        rows.append(flat(torch.autograd.grad(loss, params)))
+    return torch.stack(rows)
+
+
+@dataclass
+class Anchor:
+    """What task i leaves behind: θ*_i and its Fisher (diag F, or ρ and u)."""
+
+    theta: torch.Tensor
+    diag: torch.Tensor | None = None
+    rho: float = 0.0
+    u: torch.Tensor | None = None
+
+
+class ElasticPenalty:
+    """Σ_i ½ (θ − θ*_i)ᵀ F_i (θ − θ*_i) over the anchors of finished tasks (000 Eq. 5)."""
+
+    def __init__(self, fisher: str, rho_estimator: str, samples: int, batch: int) -> None:
+        self.fisher, self.rho_estimator, self.samples, self.batch = fisher, rho_estimator, samples, batch
+        self.anchors: list[Anchor] = []
+
+    def consolidate(self, model: nn.Module, data: Batch, loss_fn: LossFn, seed: int,
+                    diagnostic_samples: int = 16) -> dict[str, float]:
+        """Estimate F at the current θ (= θ*_i) from ``data`` and keep the anchor; returns diagnostics:
+        ρ (rank-1) or the Fisher's trace (diag), and the mean cosine between per-sample gradients
+        and ḡ on the first ``diagnostic_samples`` samples."""
+        theta = flat(p.detach() for p in parameters_of(model).values()).clone()
+        batches = chunks(data, self.batch)
+        g_bar = mean_gradient(model, loss_fn, batches, seed)
+        norm = g_bar.norm()
+        u = g_bar / norm.clamp_min(1e-30)
+        n_diag = min(diagnostic_samples, size(data))
+        sample_grads = per_sample_gradients(model, loss_fn, take(data, slice(0, n_diag)), seed + 1)
+        cosine = (sample_grads @ u / sample_grads.norm(dim=1).clamp_min(1e-30)).mean().item()
+        if self.fisher == "diag":
+            diag = torch.zeros_like(theta)
+            for b in batches:
+                diag += (per_sample_gradients(model, loss_fn, b, seed + 2) ** 2).sum(0)
+            diag /= size(data)
+            self.anchors.append(Anchor(theta, diag=diag))
+            return {"fisher_trace": diag.sum().item(), "fisher_cosine": cosine}
+        if self.rho_estimator == "projection":
+            rho = (directional_derivatives(model, loss_fn, batches, u, seed) ** 2).mean().item()
+        else:
+            rho = (norm ** 2).item()
+        self.anchors.append(Anchor(theta, rho=rho, u=u))
+        return {"fisher_rho": rho, "fisher_cosine": cosine}
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        """½ Σ_i (θ − θ*_i)ᵀ F_i (θ − θ*_i), differentiable in θ."""
+        params = list(parameters_of(model).values())
+        if not self.anchors:
+            return params[0].new_zeros(())
+        theta = flat(params)
+        total = theta.new_zeros(())
+        for a in self.anchors:
+            d = theta - a.theta
+            total = total + ((a.diag * d * d).sum() if a.diag is not None else a.rho * (a.u @ d) ** 2)
+        return 0.5 * total

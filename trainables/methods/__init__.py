@@ -1,0 +1,20 @@
+"""Registered methods, by name: the file name, the registry name and the name in spaces are the same."""
+
+from __future__ import annotations
+
+from trainables.methods.base import Method, TrainParams
+from trainables.methods.ewc import EWC
+from trainables.methods.finetune import Finetune
+from trainables.methods.replay import Replay
+from trainables.methods.trust_region import TrustRegion
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Finetune, EWC, Replay, TrustRegion)}
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise KeyError(f"unknown method '{name}'; allowed: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+__all__ = ["METHODS", "Method", "TrainParams", "get_method"]

@@ -1,0 +1,75 @@
+"""What every continual-learning method implements: a few hooks the loop calls.
+
+The loop owns task order, step counting, evaluation and records; a method owns only its update rule:
+its forward, backward and optimizer steps (so bilevel, proximal and merging updates fit), what it keeps
+between tasks, and which model answers for a task at evaluation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from trainables.batch import Batch
+from trainables.benchmarks.base import Benchmark, Task
+from trainables.params import knob
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Optimizer settings every method has."""
+
+    lr: float = knob(2e-4, "learning rate (000 Table 3: Adam 2e-4)", low=0, low_open=True)
+    optimizer: str = knob("adam", "optimizer of the model's parameters", choices=("adam", "sgd"))
+
+
+class Method:
+    """Base class; subclasses set ``name``, ``Params`` and ``requires`` and implement ``update``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type] = TrainParams
+    requires: ClassVar[frozenset[str]] = frozenset()  # benchmark capabilities the method needs
+
+    def __init__(self, params: Any, model: nn.Module, bench: Benchmark, generator: torch.Generator) -> None:
+        missing = self.requires - bench.capabilities
+        if missing:
+            raise ValueError(f"method {self.name} needs {', '.join(sorted(missing))}, which benchmark "
+                             f"{bench.name} does not offer")
+        self.params = params
+        self.model = model
+        self.bench = bench
+        self.generator = generator
+        self.seen: list[Task] = []
+        self.optimizer = self.make_optimizer(model.parameters(), params.lr)
+
+    def make_optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
+        if self.params.optimizer == "sgd":
+            return torch.optim.SGD(parameters, lr=lr)
+        return torch.optim.Adam(parameters, lr=lr)
+
+    def begin_task(self, task: Task) -> None:
+        """Called before the first update on ``task``."""
+        self.seen.append(task)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One optimizer step (one meta-update for bilevel methods) on a batch of the current task;
+        returns named scalars (at least ``loss``) the loop checks for divergence and records."""
+        raise NotImplementedError
+
+    def end_task(self, task: Task) -> dict[str, float]:
+        """Called after the last update on ``task``, before its end-of-task evaluation; returns
+        diagnostics the loop records."""
+        return {}
+
+    def eval_model(self, task: Task) -> nn.Module:
+        """The model that answers for ``task`` at evaluation time (a merged model, a task module, ...)."""
+        return self.model
+
+    def step(self, loss: torch.Tensor) -> None:
+        """zero_grad, backward, optimizer step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()

@@ -1,0 +1,47 @@
+"""`trust_region`: L_t + β·L_replay + λ·L_EWC with the rank-1 Fisher (000 Eq. 8): generative replay
+supplies the gradient on past tasks, the rank-1 Fisher bounds the step along the dominant curvature
+direction. L_EWC carries the ½ of Eq. 5, as in `ewc`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainables.fisher import ElasticPenalty
+from trainables.generative_replay import GenerativeReplay, ReplayKnobs
+from trainables.methods.base import Method, TrainParams
+from trainables.methods.ewc import FisherKnobs, consolidate
+
+
+@dataclass(frozen=True)
+class TrustRegionParams(TrainParams, ReplayKnobs, FisherKnobs):
+    pass
+
+
+class TrustRegion(Method):
+    name = "trust_region"
+    Params = TrustRegionParams
+    requires = frozenset({"generative_replay", "distillation"})
+
+    def __init__(self, params, model, bench, generator):
+        super().__init__(params, model, bench, generator)
+        self.replay = GenerativeReplay(bench, params, generator)
+        self.penalty = ElasticPenalty("rank1", params.rho_estimator, params.fisher_samples,
+                                      params.fisher_batch)
+
+    def begin_task(self, task):
+        self.replay.refresh(self.model, list(self.seen))
+        super().begin_task(task)
+
+    def objective(self, batch):
+        """(total, parts): the replay-mixed loss plus λ·L_EWC."""
+        replay_loss, parts = self.replay.loss(self.model, batch)
+        ewc = self.penalty(self.model)
+        return replay_loss + self.params.lam * ewc, {**parts, "ewc": ewc.item()}
+
+    def update(self, batch):
+        loss, parts = self.objective(batch)
+        self.step(loss)
+        return {"loss": loss.item(), **parts}
+
+    def end_task(self, task):
+        return consolidate(self, self.penalty, task)

@@ -1,0 +1,138 @@
+"""Typed, documented hyper-parameters: one frozen dataclass per method and per benchmark.
+
+A field is declared with :func:`knob`, which records its help text and allowed range. The same metadata
+validates values given in code, in a search space (constants and distribution bounds) and on the
+command line, so every error names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import MISSING, field, fields
+from typing import Any
+
+
+class ParamError(ValueError):
+    """A hyper-parameter value is not allowed; the message names the field and the allowed values."""
+
+
+def knob(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+         low_open: bool = False, choices: tuple | None = None) -> Any:
+    """A dataclass field with help text and its allowed range.
+
+    low/high bound numbers (inclusive; ``low_open`` makes the lower bound strict), ``choices`` lists the
+    allowed values of a categorical knob.
+    """
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def field_spec(cls: type, name: str) -> dataclasses.Field:
+    """The dataclass field ``name`` of ``cls``, or ParamError listing the known fields."""
+    by_name = {f.name: f for f in fields(cls)}
+    if name not in by_name:
+        raise ParamError(f"unknown parameter '{name}'; allowed: {', '.join(sorted(by_name))}")
+    return by_name[name]
+
+
+def allowed_text(f: dataclasses.Field) -> str:
+    """Words for the allowed values of a field, as error messages print them."""
+    m = f.metadata
+    if m.get("choices") is not None:
+        return "one of " + ", ".join(str(c) for c in m["choices"])
+    parts = []
+    if m.get("low") is not None:
+        parts.append(f"{'>' if m.get('low_open') else '>='} {m['low']}")
+    if m.get("high") is not None:
+        parts.append(f"<= {m['high']}")
+    kind = _base_type(f)
+    name = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+    return name + (" " + " and ".join(parts) if parts else "")
+
+
+def _base_type(f: dataclasses.Field) -> Any:
+    """The plain type a field holds: bool, int, float, str, list or tuple (Optional[X] gives X)."""
+    tp = _eval_type(f.type) if isinstance(f.type, str) else f.type
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        return origin
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else object
+    return tp
+
+
+def _eval_type(text: str) -> Any:
+    names = {"list": list, "tuple": tuple, "float": float, "int": int, "str": str, "bool": bool,
+             "None": None}
+    try:
+        return eval(text, names)  # annotations of our own dataclasses, e.g. "int | None"
+    except Exception:
+        return object
+
+
+def check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
+    """Coerce ``value`` to the field's type and check its range; ParamError names ``where``."""
+    kind = _base_type(f)
+    m = f.metadata
+    bad = f"{where}: {value!r} is not allowed; allowed: {allowed_text(f)}"
+    if value is None and f.default is None:
+        return None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ParamError(bad)
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            raise ParamError(bad)
+        value = int(value)
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+            raise ParamError(bad)
+        value = float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ParamError(bad)
+    elif kind in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ParamError(f"{where}: {value!r} is not allowed; allowed: a list")
+        value = kind(value)
+    if m.get("choices") is not None and value not in m["choices"]:
+        raise ParamError(bad)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, high = m.get("low"), m.get("high")
+        if low is not None and (value < low or (m.get("low_open") and value == low)):
+            raise ParamError(bad)
+        if high is not None and value > high:
+            raise ParamError(bad)
+    return value
+
+
+def build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """An instance of the dataclass ``cls`` from ``values``, every value checked; ``where`` prefixes errors."""
+    out = {}
+    for name, value in values.items():
+        try:
+            f = field_spec(cls, name)
+        except ParamError as e:
+            raise ParamError(f"{where}: {e}") from None
+        out[name] = check_value(f, value, f"{where}.{name}")
+    missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+               and f.name not in out]
+    if missing:
+        raise ParamError(f"{where}: missing required parameter(s) {', '.join(missing)}")
+    return cls(**out)
+
+
+def describe(cls: type) -> list[tuple[str, Any, str, str]]:
+    """(name, default, allowed, help) of every field, for `orchestrate list`."""
+    rows = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
+        rows.append((f.name, default, allowed_text(f), f.metadata.get("help", "")))
+    return rows
