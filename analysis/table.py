@@ -70,21 +70,23 @@ def _missing(R: np.ndarray) -> str:
     return "; ".join(parts)
 
 
-def per_seed_scores(records: pd.DataFrame, metric: str, higher_is_better: bool) -> pd.DataFrame:
+def per_seed_scores(records: pd.DataFrame, metric: str, higher_is_better: bool,
+                    num_tasks: int | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
     """One row per (method, config_id, seed): final, forgetting, bwt, aaa (METHODS.md §5), num_tasks,
     complete, missing.
 
-    num_tasks is N, the largest train_task over all seeds (and all metrics) of the configuration. A
-    seed is complete when R[k, j] of ``metric`` exists for every j <= k <= N; an incomplete seed has NaN
+    num_tasks is N: the given ``num_tasks`` (the stream's length, so a run stopped early is incomplete),
+    else the largest train_task over all seeds (and all metrics) of the configuration. ``seeds`` names
+    the seeds every configuration should have: one without records counts as missing. A seed is complete when R[k, j] of ``metric`` exists for every j <= k <= N; an incomplete seed has NaN
     scores and ``missing`` says what lacks (e.g. "tasks 4-5 missing"). A seed with records of other
     metrics only counts as a seed with everything missing.
     """
     df, keys = _prepare(records, metric)
     rows = []
     for key, cfg in df.groupby(keys, dropna=False, sort=True):
-        n = int(cfg["train_task"].max())
+        n = num_tasks or int(cfg["train_task"].max())
         evals = cfg[cfg["metric"] == metric]
-        for seed in sorted(cfg["seed"].unique()):
+        for seed in sorted(set(cfg["seed"].unique()) | set(seeds or [])):
             R = M.result_matrix(evals[evals["seed"] == seed], num_tasks=n)
             missing = _missing(R)
             scores = dict.fromkeys(SCORES, float("nan"))
@@ -97,15 +99,16 @@ def per_seed_scores(records: pd.DataFrame, metric: str, higher_is_better: bool) 
     return pd.DataFrame(rows, columns=columns)
 
 
-def summarize(records: pd.DataFrame, metric: str, higher_is_better: bool) -> pd.DataFrame:
+def summarize(records: pd.DataFrame, metric: str, higher_is_better: bool, num_tasks: int | None = None,
+              seeds: list[int] | None = None) -> pd.DataFrame:
     """One row per (method, config_id): seeds, num_tasks, complete, mean and SE over seeds of each
     score (``final``, ``final_se``, ...; SE = sd(ddof=1)/sqrt(n)) and ``missing``.
 
     An incomplete configuration (any seed incomplete) has NaN numbers, never an average over the seeds
     that survived; ``missing`` then reads e.g. "seed 1: tasks 4-5 missing". Raises IncompleteRecords if
-    ``metric`` is not in the records.
+    ``metric`` is not in the records. ``num_tasks`` and ``seeds``: as in ``per_seed_scores``.
     """
-    scores = per_seed_scores(records, metric, higher_is_better)
+    scores = per_seed_scores(records, metric, higher_is_better, num_tasks, seeds)
     keys = [c for c in scores.columns if c in ("benchmark", "sweep", "method", "config_id")]
     rows = []
     for key, cfg in scores.groupby(keys, dropna=False, sort=True):

@@ -50,12 +50,12 @@ def allowed_text(f: dataclasses.Field) -> str:
         parts.append(f"{'>' if m.get('low_open') else '>='} {m['low']}")
     if m.get("high") is not None:
         parts.append(f"<= {m['high']}")
-    kind = _base_type(f)
+    kind = base_type(f)
     name = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
     return name + (" " + " and ".join(parts) if parts else "")
 
 
-def _base_type(f: dataclasses.Field) -> Any:
+def base_type(f: dataclasses.Field) -> Any:
     """The plain type a field holds: bool, int, float, str, list or tuple (Optional[X] gives X)."""
     tp = _eval_type(f.type) if isinstance(f.type, str) else f.type
     origin = typing.get_origin(tp)
@@ -78,7 +78,7 @@ def _eval_type(text: str) -> Any:
 
 def check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
     """Coerce ``value`` to the field's type and check its range; ParamError names ``where``."""
-    kind = _base_type(f)
+    kind = base_type(f)
     m = f.metadata
     bad = f"{where}: {value!r} is not allowed; allowed: {allowed_text(f)}"
     if value is None and f.default is None:
