@@ -84,8 +84,7 @@ def _print_summary(summary: dict) -> None:
 @click.option("--device", default="auto", show_default=True)
 def run(method, benchmark, preset, seeds, overrides, metric, out, device) -> None:
     """Run one configuration without Ray (for debugging); print per-task objectives."""
-    import yaml
-
+    from orchestrator.spaces import parse_yaml
     from trainables.trainable import TrialConfig, benchmark_config, method_params, run_trial
 
     params, bench_params = {}, ({"preset": preset} if preset else {})
@@ -94,7 +93,7 @@ def run(method, benchmark, preset, seeds, overrides, metric, out, device) -> Non
             if "=" not in item:
                 raise SpaceError(f"--set: '{item}' is not key=value")
             key, text = item.split("=", 1)
-            value = yaml.safe_load(text)
+            value = parse_yaml(text)
             if key.startswith("benchmark."):
                 bench_params[key[len("benchmark."):]] = value
             else:

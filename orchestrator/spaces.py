@@ -8,6 +8,7 @@ hyper-parameters: each a constant or a distribution (``loguniform: [a, b]``, ``u
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,24 @@ TOP_LEVEL = ("name", "description", "benchmark", "seeds", "objective", "budget",
 BUDGET_KEYS = ("num_samples", "max_concurrent", "scheduler", "grace_period", "reduction_factor",
                "sampler_seed", "start_with_defaults")
 SCHEDULERS = ("none", "asha")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: `1e-3` is a number (PyYAML's YAML 1.1 reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
 
 
 class SpaceError(ValueError):
@@ -159,7 +178,7 @@ def load(space: str, overrides: list[str] = ()) -> Space:
     """Read, override (``key.path=value``, value parsed as YAML) and validate a space."""
     path = resolve_path(space)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = parse_yaml(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -176,7 +195,7 @@ def apply_override(doc: dict, item: str) -> None:
         raise SpaceError(f"--set: '{item}' is not key=value (e.g. benchmark.steps_per_task=50)")
     key, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text)
+        value = parse_yaml(text)
     except yaml.YAMLError:
         raise SpaceError(f"--set {key}: value '{text}' is not valid YAML") from None
     node = doc

@@ -119,7 +119,7 @@ def build(cls: type, values: dict[str, Any], where: str) -> Any:
         try:
             f = field_spec(cls, name)
         except ParamError as e:
-            raise ParamError(f"{where}: {e}") from None
+            raise ParamError(f"{where}.{name}: {e}") from None
         out[name] = check_value(f, value, f"{where}.{name}")
     missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
                and f.name not in out]

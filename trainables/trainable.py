@@ -58,7 +58,9 @@ def benchmark_config(name: str, values: dict[str, Any]):
             raise ValueError(f"benchmark.preset: unknown preset '{preset}' of {name}; allowed: "
                              f"{', '.join(sorted(cls.presets)) or 'none'}")
         values = {**cls.presets[preset], **values}
-    return build(cls.Config, values, "benchmark")
+    config = build(cls.Config, values, "benchmark")
+    cls.check(config)
+    return config
 
 
 def method_params(name: str, values: dict[str, Any]):

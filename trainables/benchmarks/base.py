@@ -66,6 +66,11 @@ class Benchmark:
         self.device = torch.device(device)
         self.tasks: list[Task] = []
 
+    @classmethod
+    def check(cls, config: Protocol) -> None:
+        """Raise ValueError naming the setting if ``config`` cannot work (e.g. data not where it says);
+        runs when a space is validated, before any work."""
+
     def make_model(self) -> nn.Module:
         raise NotImplementedError
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 from dataclasses import dataclass
 from typing import Collection, Iterator
 
@@ -218,7 +219,7 @@ def _cached_classifier(bench: ClassConditionalDiffusion) -> nn.Module:
         try:
             net.load_state_dict(torch.load(path, map_location=bench.device, weights_only=True))
             return net.eval().requires_grad_(False)
-        except (RuntimeError, EOFError, ValueError, OSError):  # damaged cache file: train again
+        except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError):  # damaged: train again
             pass
     generator = torch.Generator().manual_seed(0)
     keep = bench.y_train < bench.num_classes

@@ -90,26 +90,29 @@ class ImageNet32(ClassConditionalDiffusion):
         "paper": {"steps_per_task": 50_800, "eval_every": 5_080, "dense_until": 64},
     }
 
+    @classmethod
+    def check(cls, config: ImageNet32Config) -> None:
+        if not config.data_dir:
+            raise ValueError("benchmark.data_dir: required for imagenet32; the folder holding "
+                             "train_data_batch_1..10 and val_data (pickle or .npz)")
+        folder = Path(config.data_dir).expanduser()
+        for stem in ("train_data_batch_1", "val_data"):
+            if _find(folder, stem) is None:
+                raise ValueError(f"benchmark.data_dir: no {stem} (or {stem}.npz) in {folder}")
+
     def load(self):
         c = self.config
-        if not c.data_dir:
-            raise ValueError("imagenet32: benchmark.data_dir must name the folder with train_data_batch_* "
-                             "and val_data")
+        self.check(c)
         folder = Path(c.data_dir).expanduser()
         keep_below = c.classes_per_task * c.num_tasks
         parts = []
         for i in range(1, 11):
             path = _find(folder, f"train_data_batch_{i}")
             if path is None:
-                if i == 1:
-                    raise ValueError(f"imagenet32: no train_data_batch_1 in {folder}")
                 continue
             x, y = read_batch_file(path)
             parts.append((x[y < keep_below], y[y < keep_below]))
-        val = _find(folder, "val_data")
-        if val is None:
-            raise ValueError(f"imagenet32: no val_data in {folder}")
-        xv, yv = read_batch_file(val)
+        xv, yv = read_batch_file(_find(folder, "val_data"))
         x_train = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         y_train = torch.from_numpy(np.concatenate([p[1] for p in parts]))
         keep = yv < keep_below

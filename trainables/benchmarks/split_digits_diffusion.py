@@ -19,6 +19,12 @@ from trainables.params import knob
 
 @dataclass(frozen=True)
 class DigitsDiffusionConfig(DiffusionConfig):
+    steps_per_task: int = knob(300, "optimizer steps per task", low=1)
+    eval_every: int = knob(100, "evaluate every seen task on every metric every this many steps", low=1)
+    channels: list = knob([16, 32], "UNet block widths, one per resolution level")
+    beta_schedule: str = knob("squaredcos_cap_v2", "DDPM β schedule (cosine learns 8×8 images in fewer "
+                              "steps than the paper's linear one)",
+                              choices=("linear", "scaled_linear", "squaredcos_cap_v2"))
     held_out_fraction: float = knob(0.2, "fraction of each class held out for evaluation", low=0.05,
                                     high=0.9)
     split_seed: int = knob(0, "seed of the train / held-out split (fixed across run seeds)")
@@ -47,8 +53,7 @@ class SplitDigitsDiffusion(ClassConditionalDiffusion):
         "laptop": {},
         # For tests: seconds per run.
         "tiny": {"steps_per_task": 6, "batch_size": 16, "eval_every": 3, "dense_until": 2, "num_tasks": 2,
-                 "channels": [16, 32], "ddim_steps": 3, "replay_ddim_steps": 2, "eval_samples_per_class": 12,
-                 "classifier_epochs": 3},
+                 "channels": [16, 32], "ddim_steps": 3, "replay_ddim_steps": 2, "eval_samples_per_class": 12},
     }
 
     def load(self):

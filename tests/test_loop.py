@@ -1,0 +1,86 @@
+"""The continual loop: evaluation grid, records schema, seeding, divergence."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from toy import ToyConfig, ToyRegression
+from trainables.loop import ContinualRun, Diverged, Schedule
+from trainables.records import COLUMNS, to_frame, validate
+from trainables.trainable import TrialConfig, method_params, run_trial
+
+
+def test_schedule_dense_grid_and_coarse_grid():
+    s = Schedule(steps_per_task=20, eval_every=8, dense_until=4, cheap_metrics=("mse",), all_metrics=("mse", "score"))
+    got = {i: s.metrics_at(i) for i in range(1, 21) if s.metrics_at(i)}
+    assert got == {1: ("mse",), 2: ("mse",), 4: ("mse",), 8: ("mse", "score"), 16: ("mse", "score"),
+                   20: ("mse", "score")}
+
+
+def run_all(bench, method="finetune", seed=0, **params):
+    run = ContinualRun(bench, method, method_params(method, params), seed)
+    records = []
+    for k in range(1, len(bench.tasks) + 1):
+        records += run.run_task(k)
+    return to_frame(records)
+
+
+def test_records_schema_and_every_seen_task_evaluated():
+    bench = ToyRegression(ToyConfig(steps_per_task=6, eval_every=3, dense_until=2, num_tasks=3))
+    df = validate(run_all(bench))
+    assert tuple(df.columns) == COLUMNS
+    evals = df[df["metric"].isin(["mse", "score"])]
+    # dense steps 1 and 2 (cheap metric only), then steps 3 and 6 with everything, per task
+    for k in (1, 2, 3):
+        phase = evals[evals["train_task"] == k]
+        start = 6 * (k - 1)
+        assert sorted(phase["step"].unique()) == [start + 1, start + 2, start + 3, start + 6]
+        end = phase[phase["step"] == start + 6]
+        assert sorted(end["eval_task"].unique()) == list(range(1, k + 1))
+        assert set(phase[phase["step"] == start + 1]["metric"]) == {"mse"}
+        assert set(end["metric"]) == {"mse", "score"}
+    assert df["step"].max() == 18 and (df["eval_task"] <= df["train_task"]).all()
+    assert set(df[df["metric"].str.startswith("train_")]["metric"]) == {"train_loss"}
+
+
+def test_same_seed_identical_different_seed_different():
+    a = run_all(ToyRegression(), seed=3)
+    b = run_all(ToyRegression(), seed=3)
+    c = run_all(ToyRegression(), seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["value"].equals(c["value"])
+
+
+def test_seeds_interleaved_task_by_task_equal_seeds_run_alone():
+    """run_trial trains seed 0 and seed 1 alternately; each must equal its solo run."""
+    together = run_trial(TrialConfig(method="replay", benchmark="split_digits_diffusion",
+                                     benchmark_params={"preset": "tiny"}, seeds=(0, 1), objective_metric="fd"))
+    for seed in (0, 1):
+        alone = run_trial(TrialConfig(method="replay", benchmark="split_digits_diffusion",
+                                      benchmark_params={"preset": "tiny"}, seeds=(seed,), objective_metric="fd"))
+        mine = together[together["seed"] == seed].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone.reset_index(drop=True))
+
+
+def test_nan_loss_raises_diverged_naming_seed_task_and_step():
+    bench = ToyRegression(ToyConfig(nan_after=7))  # 5 steps in task 1; the 8th loss call is NaN
+    with pytest.raises(Diverged, match=r"diverged: seed 0, task 2, step 8: loss = nan"):
+        run_all(bench)
+
+
+def test_run_trial_reports_seed_mean_objective_after_each_task():
+    reports = []
+    df = run_trial(TrialConfig(method="finetune", benchmark="split_digits_diffusion",
+                               benchmark_params={"preset": "tiny"}, seeds=(0, 1), objective_metric="gen_acc",
+                               context={"config_id": "c1", "sweep": "s"}),
+                   lambda metrics, records: reports.append((metrics, len(records))))
+    assert [m["task"] for m, _ in reports] == [1, 2]
+    last = reports[-1][0]
+    end = df[(df["metric"] == "gen_acc") & (df["train_task"] == 2)]
+    end = end[end["step"] == end.groupby("seed")["step"].transform("max")]
+    per_seed = end.groupby("seed")["value"].mean()
+    assert last["objective_seed0"] == pytest.approx(per_seed[0])
+    assert last["objective"] == pytest.approx(per_seed.mean())
+    assert last["objective_se"] == pytest.approx(per_seed.std(ddof=1) / 2 ** 0.5)
+    assert reports[-1][1] == len(df) and set(df["config_id"]) == {"c1"} and set(df["sweep"]) == {"s"}
