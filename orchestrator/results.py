@@ -43,6 +43,7 @@ def results_table(records: pd.DataFrame, metas: list[dict], space: Space) -> pd.
                   m["error"] or m["status"] for m in metas if m["method"] == method)} for method in lost]
     if extra:
         table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+    table = table.sort_values("method", kind="stable").reset_index(drop=True)
     return table[[c for c in COLUMNS if c in table.columns]]
 
 

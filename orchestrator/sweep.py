@@ -235,6 +235,7 @@ def _run(space: Space, folder: Path, state: dict, restore: bool) -> dict:
                               list(space.seeds), space.benchmark, directions)
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         if state.get("address"):
             ray.init(address=state["address"])

@@ -1,0 +1,211 @@
+"""End to end through the real Ray Tune + Optuna + MLflow path at tiny size: the store's layout, the
+results table against a recomputation from the records, a diverged trial, and resume after Ctrl+C."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+
+pytestmark = pytest.mark.e2e
+
+SPACE = {
+    "name": "e2e",
+    "benchmark": {"name": "split_digits_diffusion", "preset": "tiny"},
+    "seeds": [0, 1],
+    "objective": {"metric": "fd", "reduce": "mean", "mode": "min"},
+    "budget": {"num_samples": 3, "max_concurrent": 2, "sampler_seed": 7},
+    "methods": {
+        "finetune": {"lr": {"loguniform": [1e-4, 1e-3]}},
+        "trust_region": {"lam": {"loguniform": [10, 1000]}, "buffer_per_task": 8},
+        "ewc": {"lr": 1e30, "optimizer": "sgd"},  # diverges at once: the sweep must record it and go on
+    },
+}
+
+
+def mlflow_runs(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(folder.name)
+    return client, exp, client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    result = CliRunner().invoke(main, ["sweep", "--space", str(root / "space.yaml"), "--runs-dir", str(root / "runs")])
+    return result, root / "runs" / "e2e"
+
+
+def test_sweep_finishes_and_records_the_diverged_trial(finished_sweep):
+    result, folder = finished_sweep
+    assert result.exit_code == 0, result.output
+    metas = {m["method"]: m for m in (json.loads(p.read_text()) for p in (folder / "records").glob("*.json"))}
+    assert {m: meta["status"] for m, meta in metas.items()} == {
+        "finetune": "finished", "trust_region": "finished", "ewc": "diverged"}
+    assert metas["ewc"]["error"].startswith("diverged: seed 0, task 1, step 2: loss = nan")
+    assert "sweep e2e: 3 configurations (1 diverged, 2 finished)" in result.output
+
+
+def test_mlflow_store_layout(finished_sweep):
+    _, folder = finished_sweep
+    client, exp, runs = mlflow_runs(folder)
+    by_level = {}
+    for r in runs:
+        by_level.setdefault(r.data.tags["level"], []).append(r)
+    (parent,) = by_level["sweep"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sampler_seed"] == "7" and parent.data.params["benchmark"] == "split_digits_diffusion"
+    assert len(parent.data.params["git_commit"]) >= 7
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"space.yaml", "versions.json", "records.csv", "results.csv", "results.md"} <= artifacts
+
+    configs = {r.data.tags["method"]: r for r in by_level["configuration"]}
+    assert set(configs) == {"finetune", "trust_region", "ewc"}
+    for r in configs.values():
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id and r.data.tags["seeds"] == "0,1"
+    assert configs["ewc"].info.status == "FAILED" and configs["ewc"].data.tags["status"] == "diverged"
+    assert configs["ewc"].data.tags["error"].startswith("diverged:")
+    seeds = by_level["seed"]
+    assert sorted((r.data.tags["method"], r.data.tags["seed"]) for r in seeds) == [
+        ("finetune", "0"), ("finetune", "1"), ("trust_region", "0"), ("trust_region", "1")]
+
+    records = pd.read_csv(folder / "records.csv")
+    for method in ("finetune", "trust_region"):
+        cfg = configs[method]
+        assert cfg.info.status == "FINISHED" and cfg.data.tags["status"] == "finished"
+        assert {"final_fd", "final_fd_se", "forgetting_fd", "forgetting_fd_se", "fd/task1/mean", "fd/task2/se"} \
+            <= set(cfg.data.metrics)
+        assert [m.step for m in client.get_metric_history(cfg.info.run_id, "objective")] == [1, 2]
+        for seed_run in (r for r in seeds if r.data.tags["method"] == method):
+            tags = seed_run.data.tags
+            assert tags["mlflow.parentRunId"] == cfg.info.run_id and tags["config_id"] == cfg.data.tags["config_id"]
+            assert tags["benchmark"] == "split_digits_diffusion"
+            mine = records[(records["config_id"] == tags["config_id"]) & (records["seed"] == int(tags["seed"]))
+                           & (records["metric"] == "fd") & (records["eval_task"] == 1)]
+            history = client.get_metric_history(seed_run.info.run_id, "fd/task1")
+            assert sorted((h.step, h.value) for h in history) == sorted(zip(mine["step"], mine["value"]))
+
+
+def recompute(records: pd.DataFrame, config_id: str):
+    """final and forgetting of fd (lower is better) per seed, by hand, then mean and SE (ddof=1)."""
+    rows = records[(records["config_id"] == config_id) & (records["metric"] == "fd")]
+    finals, forgets = [], []
+    for _, seed_rows in rows.groupby("seed"):
+        end = lambda k: seed_rows[(seed_rows["train_task"] == k)  # noqa: E731
+                                  & (seed_rows["step"] == seed_rows[seed_rows["train_task"] == k]["step"].max())]
+        r2 = end(2).set_index("eval_task")["value"]
+        r1 = end(1).set_index("eval_task")["value"]
+        finals.append((r2[1] + r2[2]) / 2)
+        forgets.append(r2[1] - r1[1])
+    mean_se = lambda v: (sum(v) / len(v), pd.Series(v).std(ddof=1) / math.sqrt(len(v)))  # noqa: E731
+    return mean_se(finals), mean_se(forgets)
+
+
+def test_results_table_matches_a_recomputation_from_the_records(finished_sweep):
+    _, folder = finished_sweep
+    table = pd.read_csv(folder / "results.csv")
+    records = pd.read_csv(folder / "records.csv")
+    assert list(table["method"]) == ["ewc", "finetune", "trust_region"]
+    for row in table[table["complete"]].itertuples():
+        (final, final_se), (forget, forget_se) = recompute(records, row.config_id)
+        assert row.final == pytest.approx(final) and row.final_se == pytest.approx(final_se)
+        assert row.forgetting == pytest.approx(forget) and row.forgetting_se == pytest.approx(forget_se)
+        assert row.seeds == 2
+    ewc = table[table["method"] == "ewc"].iloc[0]
+    assert not ewc["complete"] and math.isnan(ewc["final"])
+    md = (folder / "results.md").read_text()
+    assert "| ewc |" in md and "incomplete" in md
+
+
+def test_optuna_journal_holds_the_trials(finished_sweep):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    _, folder = finished_sweep
+    study = optuna.load_study(study_name="e2e", storage=JournalStorage(JournalFileBackend(str(folder / "optuna.journal"))))
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+
+
+def test_resume_after_interrupt_never_repeats_a_finished_configuration(tmp_path):
+    space = dict(SPACE, name="resumable", budget={"num_samples": 3, "max_concurrent": 1, "sampler_seed": 1},
+                 methods={"finetune": {"lr": {"loguniform": [1e-4, 1e-3]}}})
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "orchestrator", "sweep", "--space", str(tmp_path / "space.yaml"),
+           "--runs-dir", str(runs)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    records = runs / "resumable" / "records"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(records.glob("*.json")) and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=240)[0]
+    metas = sorted(records.glob("*.json"))
+    assert 1 <= len(metas) < 3, output
+    assert proc.returncode == 130, output
+    assert "continue with: orchestrate sweep --resume resumable" in output
+    before = {p.name: p.read_text() for p in records.iterdir()}
+
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", "--resume", "resumable",
+                           "--runs-dir", str(runs)], capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = {p.name: p.read_text() for p in records.iterdir()}
+    assert len([n for n in after if n.endswith(".json")]) == 3
+    for name, text in before.items():  # finished configurations were neither rerun nor rewritten
+        assert after[name] == text
+    _, _, mruns = mlflow_runs(runs / "resumable")
+    config_ids = [r.data.tags["config_id"] for r in mruns if r.data.tags["level"] == "configuration"]
+    assert len(config_ids) == len(set(config_ids)) == 3
+    seed_runs = [r for r in mruns if r.data.tags["level"] == "seed"]
+    assert len(seed_runs) == 6
+    for meta in before:
+        if meta.endswith(".json"):
+            trial_id = meta[:-5]
+            (trial_dir,) = [p for p in (runs / "resumable" / "ray").iterdir() if trial_id in p.name]
+            lines = (trial_dir / "result.json").read_text().strip().splitlines()
+            assert [json.loads(line)["task"] for line in lines] == [1, 2]  # trained once, not again
+
+
+def test_orchestrate_ui_serves_the_sweeps_store(finished_sweep):
+    """`orchestrate ui` starts MLflow on 127.0.0.1 against the sweep's store and prints the address."""
+    import socket
+    import urllib.request
+
+    _, folder = finished_sweep
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "ui", "--name", "e2e", "--runs-dir",
+                             str(folder.parent), "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        first = proc.stdout.readline()
+        assert f"MLflow UI for sweep e2e: http://127.0.0.1:{port}" in first
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=e2e"
+        deadline, body = time.time() + 90, None
+        while time.time() < deadline and body is None:
+            try:
+                body = json.loads(urllib.request.urlopen(url, timeout=5).read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None and body["experiment"]["name"] == "e2e"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
