@@ -98,8 +98,9 @@ def run(method, benchmark, preset, seeds, overrides, metric, out, device) -> Non
                 bench_params[key[len("benchmark."):]] = value
             else:
                 params[key] = value
-        method_params(method, params)
-        benchmark_config(benchmark, bench_params)
+        method_params(method, params, benchmark_config(benchmark, bench_params))
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds: {list(seeds)} is not allowed; allowed: distinct integers")
     except USER_ERRORS as e:
         fail(e)
     config = TrialConfig(method=method, benchmark=benchmark, params=params, benchmark_params=bench_params,

@@ -4,6 +4,7 @@ objective metric as mean ± standard error over seeds (METHODS.md §5)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ def results_table(records: pd.DataFrame, metas: list[dict], space: Space) -> pd.
     sign = 1.0 if space.objective.mode == "max" else -1.0
     best: dict[str, dict] = {}
     for meta in sorted(metas, key=lambda m: m["config_id"]):
-        if meta["status"] != "finished" or meta.get("objective") is None:
+        if meta["status"] != "finished" or meta.get("objective") is None or not math.isfinite(meta["objective"]):
             continue
         if meta["config_id"] not in set(summary["config_id"]):
             continue

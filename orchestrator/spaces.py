@@ -19,7 +19,7 @@ import yaml
 from trainables.benchmarks import BENCHMARKS
 from trainables.methods import METHODS
 from trainables.params import ParamError, base_type, allowed_text, check_value, field_spec
-from trainables.trainable import REDUCTIONS, benchmark_config
+from trainables.trainable import REDUCTIONS, benchmark_config, method_params
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 TOP_LEVEL = ("name", "description", "benchmark", "seeds", "objective", "budget", "methods")
@@ -252,6 +252,12 @@ def validate(doc: dict) -> Space:
                              "does not offer")
         methods[method] = {name: _param(cls.Params, f"methods.{method}.{name}", name, value)
                            for name, value in (params or {}).items()}
+        for corner in (0, -1):  # the constants with every distribution at its low, then its high end
+            values = {k: v.args[corner] if isinstance(v, Distribution) else v for k, v in methods[method].items()}
+            try:
+                method_params(method, values, config)
+            except (ParamError, ValueError) as e:
+                raise SpaceError(str(e)) from None
     return Space(name=name, benchmark=bench_name, benchmark_params=bench_params, seeds=tuple(seeds),
                  objective=objective, budget=budget, methods=methods,
                  description=str(doc.get("description", "")), num_tasks=config.num_tasks)
@@ -270,9 +276,11 @@ def _objective(doc: dict, bench_cls) -> Objective:
     reduce = doc.get("reduce", "mean")
     if reduce not in REDUCTIONS:
         raise SpaceError(f"objective.reduce: '{reduce}' is not allowed; allowed: {', '.join(REDUCTIONS)}")
-    mode = doc.get("mode", "max" if bench_cls.metrics[metric].higher_is_better else "min")
-    if mode not in ("min", "max"):
-        raise SpaceError(f"objective.mode: '{mode}' is not allowed; allowed: min, max")
+    direction = "max" if bench_cls.metrics[metric].higher_is_better else "min"
+    mode = doc.get("mode", direction)
+    if mode != direction:
+        raise SpaceError(f"objective.mode: '{mode}' is not allowed for {metric}; allowed: {direction} (or leave "
+                         "it out)")
     return Objective(metric, reduce, mode)
 
 

@@ -11,6 +11,7 @@ written by the driver as soon as the trial ends), and at the end ``records.csv``
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ import pandas as pd
 
 from orchestrator.spaces import DefineByRun, Space, SpaceError, load
 from orchestrator.tracking import Tracker, default_tracking_uri
+from trainables.records import read_csv
 from trainables.trainable import TrialConfig, run_trial
 
 
@@ -42,21 +44,47 @@ def split_config(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return method, {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
 
 
+def _report_with_records(metrics: dict[str, float], records: pd.DataFrame) -> None:
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        records.to_csv(Path(folder) / "records.csv", index=False)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
 def tune_trainable(config: dict[str, Any], spec: dict[str, Any]) -> None:
-    """The function Ray runs per trial: run_trial with Ray's report and a checkpoint of the records."""
+    """The function Ray runs per trial: run_trial with Ray's report and a checkpoint of the records.
+
+    ``objective`` (the seed mean after each task) drives ASHA; ``objective_final`` is the same number
+    after the last task and NaN before, so Optuna learns only from configurations that ran every task
+    (a trial stopped early is a failed one to it, not a finished one with a better-looking number).
+    A trial restored from a checkpoint after c tasks reruns them (deterministically, same records) and
+    reports from task c + 1 on, so Ray's iteration count stays the task index.
+    """
     from ray import tune
 
     method, params = split_config(config)
+    trial_id = tune.get_context().get_trial_id()
+    meta_path = Path(spec["records_dir"]) / f"{trial_id}.json"
+    if meta_path.exists():  # it ended before a hard stop that Ray's saved state did not see
+        meta = json.loads(meta_path.read_text())
+        _report_with_records(meta["last_result"], read_csv(meta_path.with_suffix(".csv")))
+        return
+    done = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            done = int(read_csv(Path(folder) / "records.csv")["train_task"].max())
     trial = TrialConfig(method=method, benchmark=spec["benchmark"], params=params,
                         benchmark_params=spec["benchmark_params"], seeds=tuple(spec["seeds"]),
                         objective_metric=spec["objective_metric"], objective_reduce=spec["objective_reduce"],
-                        device=spec["device"],
-                        context={"config_id": tune.get_context().get_trial_id(), "sweep": spec["sweep"]})
+                        device=spec["device"], context={"config_id": trial_id, "sweep": spec["sweep"]})
 
     def report(metrics: dict[str, float], records: pd.DataFrame) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            records.to_csv(Path(folder) / "records.csv", index=False)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if metrics["task"] <= done:
+            return
+        final = metrics["objective"] if metrics["task"] == spec["num_tasks"] else math.nan
+        _report_with_records({**metrics, "objective_final": final}, records)
 
     run_trial(trial, report)
 
@@ -101,7 +129,7 @@ def _make_recorder(tracker: Tracker, parent: str, records_dir: Path, num_tasks: 
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             step = int(result["task"])
-            keys = [k for k in result if k.startswith("objective")]
+            keys = [k for k in result if k.startswith("objective") and k != "objective_final"]
             tracker.log(self._run(trial), metrics=[(k, result[k], step) for k in keys])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -119,7 +147,7 @@ def _make_recorder(tracker: Tracker, parent: str, records_dir: Path, num_tasks: 
             records = pd.DataFrame()
             if trial.checkpoint is not None:
                 with trial.checkpoint.as_directory() as folder:
-                    records = pd.read_csv(Path(folder) / "records.csv")
+                    records = read_csv(Path(folder) / "records.csv")
             method, params = split_config(trial.config)
             if len(records):
                 _write_atomic(records_dir / f"{trial.trial_id}.csv", records.to_csv(index=False))
@@ -129,9 +157,11 @@ def _make_recorder(tracker: Tracker, parent: str, records_dir: Path, num_tasks: 
                 tracker.seed_runs(run, records, tags)
                 tracker.aggregates(run, records, directions, num_tasks, seeds)
             tracker.finish(run, status, {"error": error} if error else None)
-            last = trial.last_result or {}
+            last = {k: v for k, v in (trial.last_result or {}).items() if k == "task" or k.startswith("objective")}
+            objective = last.get("objective")
             meta = {"config_id": trial.trial_id, "method": method, "params": params, "status": status,
-                    "tasks_done": int(last.get("task", 0)), "objective": last.get("objective"), "error": error}
+                    "tasks_done": int(last.get("task", 0)), "error": error, "last_result": last,
+                    "objective": objective if objective is not None and math.isfinite(objective) else None}
             _write_atomic(meta_path, json.dumps(meta, indent=1))
 
     return SweepRecorder()
@@ -177,9 +207,25 @@ def prepare(space_arg: str, overrides: list[str], options: SweepOptions) -> tupl
     if folder.exists():
         raise SpaceError(f"--name: sweep folder {folder} exists; continue it with --resume {name} or pick "
                          "another --name")
+    check_resources(options)
+    return space, folder
+
+
+def check_resources(options: SweepOptions) -> None:
+    """--device, --cpus-per-trial and --gpus-per-trial must be able to work together."""
+    import torch
+
     if options.cpus_per_trial <= 0 or options.gpus_per_trial < 0:
         raise SpaceError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-    return space, folder
+    if options.device != "auto":
+        try:
+            device = torch.device(options.device)
+        except RuntimeError:
+            raise SpaceError(f"--device: '{options.device}' is not allowed; allowed: auto, cpu, cuda, cuda:N") from None
+        if device.type == "cuda" and options.gpus_per_trial == 0:
+            raise SpaceError("--device cuda needs --gpus-per-trial > 0 (Ray hides GPUs from trials that ask for none)")
+    if options.gpus_per_trial > 0 and not options.address and not torch.cuda.is_available():
+        raise SpaceError("--gpus-per-trial: this machine has no GPU; use 0, or --address of a cluster with GPUs")
 
 
 def start(space: Space, folder: Path, options: SweepOptions) -> dict:
@@ -207,6 +253,7 @@ def resume(name: str, options: SweepOptions) -> tuple[Space, Path, dict]:
     if not (folder / "sweep.json").exists():
         raise SpaceError(f"--resume: no sweep named {name} in {Path(options.runs_dir).resolve()}")
     state = json.loads((folder / "sweep.json").read_text())
+    check_resources(SweepOptions(**{k: state[k] for k in ("cpus_per_trial", "gpus_per_trial", "address", "device")}))
     return load(str(folder / "space.yaml")), folder, state
 
 
@@ -228,7 +275,8 @@ def _run(space: Space, folder: Path, state: dict, restore: bool) -> dict:
     tracker = Tracker(state["tracking_uri"], name, folder / "mlartifacts")
     spec = {"sweep": name, "benchmark": space.benchmark, "benchmark_params": space.benchmark_params,
             "seeds": list(space.seeds), "objective_metric": space.objective.metric,
-            "objective_reduce": space.objective.reduce, "device": state["device"]}
+            "objective_reduce": space.objective.reduce, "device": state["device"],
+            "num_tasks": space.num_tasks, "records_dir": str(folder / "records")}
     resources = {"cpu": state["cpus_per_trial"], "gpu": state["gpus_per_trial"]}
     trainable = tune.with_resources(tune.with_parameters(tune_trainable, spec=spec), resources)
     recorder = _make_recorder(tracker, state["parent_run_id"], folder / "records", space.num_tasks,
@@ -249,7 +297,7 @@ def _run(space: Space, folder: Path, state: dict, restore: bool) -> dict:
             budget, objective = space.budget, space.objective
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             searcher = OptunaSearch(
-                space=DefineByRun(space.methods), metric="objective", mode=objective.mode,
+                space=DefineByRun(space.methods), metric="objective_final", mode=objective.mode,
                 points_to_evaluate=space.start_points() if budget.start_with_defaults else None,
                 sampler=optuna.samplers.TPESampler(seed=budget.sampler_seed), study_name=name,
                 storage=JournalStorage(JournalFileBackend(str(folder / "optuna.journal"))))
@@ -277,7 +325,7 @@ def finalize(space: Space, folder: Path, tracker: Tracker, state: dict) -> dict:
     from orchestrator.results import results_table, write_results
 
     metas = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
-    frames = [pd.read_csv(p) for p in sorted((folder / "records").glob("*.csv"))]
+    frames = [read_csv(p) for p in sorted((folder / "records").glob("*.csv"))]
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     complete = len(metas) >= space.budget.num_samples
     summary = {"name": folder.name, "folder": str(folder), "configurations": len(metas),

@@ -89,11 +89,10 @@ class Tracker:
         ms = [Metric(k, float(v), ts, int(s)) for k, v, s in metrics if v is not None and not math.isnan(v)]
         ps = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
         tg = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
-        for i in range(0, max(len(ms), 1), 1000):
-            self.client.log_batch(run_id, metrics=ms[i:i + 1000], params=ps if i == 0 else [],
-                                  tags=tg if i == 0 else [])
-        for i in range(1000, len(ps), 100):  # more params than the first batch took (rare)
-            self.client.log_batch(run_id, params=ps[i:i + 100])
+        for i in range(0, len(ms), 1000):  # MLflow's limits: 1000 metrics, 100 params, 100 tags a batch
+            self.client.log_batch(run_id, metrics=ms[i:i + 1000])
+        for i in range(0, max(len(ps), len(tg)), 100):
+            self.client.log_batch(run_id, params=ps[i:i + 100], tags=tg[i:i + 100])
 
     def seed_runs(self, config_run: str, records: pd.DataFrame, tags: dict[str, str]) -> None:
         """A run per seed under the configuration, with every curve of the records."""

@@ -76,7 +76,7 @@ def test_diagonal_fisher_matches_brute_force(toy):
     torch.manual_seed(0)
     model = toy.make_model()
     data = toy.train_sample(toy.tasks[0], 12, torch.Generator().manual_seed(1))
-    penalty = ElasticPenalty("diag", "projection", samples=12, batch=12)
+    penalty = ElasticPenalty("diag", "projection", samples=12, batch=5)  # chunks of 5, 5, 2
     diag_out = penalty.consolidate(model, data, toy_loss(toy), seed=11)
     # per-sample gradients of single-sample forward passes, drawing noise in the same order
     gen = torch.Generator().manual_seed(11 + 2)

@@ -60,18 +60,27 @@ BAD = [
     ("methods.nope", {}, "methods.nope: unknown method; allowed: ewc, finetune, replay, trust_region"),
     ("benchmark.name", "mnist", "benchmark.name: unknown benchmark 'mnist'; allowed: imagenet32, split_digits_diffusion"),
     ("methods.ewc.gamma", 1.0, "methods.ewc.gamma: unknown parameter 'gamma'; allowed: fisher, fisher_batch"),
-    ("methods.finetune.lr", -0.1, "methods.finetune.lr: -0.1 is not allowed; allowed: a number > 0"),
+    ("methods.finetune.lr", -0.1, "methods.finetune.lr: -0.1 is not allowed; allowed: a finite number > 0"),
     ("methods.ewc.fisher", "full", "methods.ewc.fisher: 'full' is not allowed; allowed: one of diag, rank1"),
     ("methods.ewc.lam", {"loguniform": [-1, 10]}, "methods.ewc.lam.loguniform: bounds must be > 0"),
     ("methods.ewc.lam", {"uniform": [10, 1]}, "methods.ewc.lam.uniform: low 10 is above high 1"),
     ("methods.ewc.lam", {"normal": [0, 1]}, "methods.ewc.lam: a distribution is one of"),
     ("methods.ewc.fisher_samples", {"uniform": [1, 10]}, "methods.ewc.fisher_samples: an integer parameter"),
-    ("benchmark.held_out_fraction", 1.5, "benchmark.held_out_fraction: 1.5 is not allowed; allowed: a number >= 0.05 and <= 0.9"),
+    ("benchmark.held_out_fraction", 1.5, "benchmark.held_out_fraction: 1.5 is not allowed; allowed: a finite number >= 0.05 and <= 0.9"),
     ("benchmark.preset", "huge", "benchmark.preset: unknown preset 'huge' of split_digits_diffusion; allowed: laptop, tiny"),
     ("benchmark.steps", 3, "benchmark.steps: unknown parameter 'steps'; allowed:"),
     ("seeds", [0, 0], "seeds: [0, 0] is not allowed; allowed: a non-empty list of distinct integers"),
     ("objective.metric", "fid", "objective.metric: 'fid' is not a metric of split_digits_diffusion; allowed: fd, gen_acc, denoise_loss"),
-    ("objective.mode", "up", "objective.mode: 'up' is not allowed; allowed: min, max"),
+    ("objective.mode", "up", "objective.mode: 'up' is not allowed for fd; allowed: min (or leave it out)"),
+    ("objective.mode", "max", "objective.mode: 'max' is not allowed for fd; allowed: min (or leave it out)"),
+    ("methods.ewc.lam", float("inf"), "methods.ewc.lam: inf is not allowed; allowed: a finite number >= 0"),
+    ("methods.ewc.fisher_samples", float("nan"), "methods.ewc.fisher_samples: nan is not allowed; allowed: an integer >= 1"),
+    ("methods.ewc.fisher_t_max", 5000, "methods.ewc.fisher_t_max: 5000 is not allowed; allowed: an integer <= 1000"),
+    ("methods.ewc.fisher_t_min", {"int": [0, 2000]}, "methods.ewc.fisher_t_min: 2000 is not allowed; allowed: an integer < fisher_t_max (1000)"),
+    ("benchmark.num_tasks", 6, "benchmark.num_tasks: 6 tasks of 2 classes is not allowed; allowed: classes_per_task * num_tasks <= 10"),
+    ("benchmark.channels", [16, 34], "benchmark.channels: [16, 34] is not allowed; allowed: widths divisible by 4"),
+    ("benchmark.channels", [16, 32, 64, 64, 64], "benchmark.channels: 5 levels is not allowed for 8x8 images"),
+    ("benchmark.attention_levels", [2], "benchmark.attention_levels: [2] is not allowed; allowed: levels 0 to 1"),
     ("budget.scheduler", "hyperband", "budget.scheduler: 'hyperband' is not allowed; allowed: none, asha"),
     ("budget.num_samples", 0, "budget.num_samples: 0 is not allowed; allowed: an integer >= 1"),
     ("extra", 1, "extra: unknown key; allowed: name, description, benchmark, seeds, objective, budget, methods"),
@@ -109,12 +118,22 @@ def test_cli_rejects_malformed_yaml_and_unknown_names(tmp_path):
     assert out.exit_code == 2 and "built-ins: imagenet32_paper, quickstart, trust_region_digits" in out.output
     out = runner.invoke(main, ["sweep", "--space", "quickstart", "--set", "methods.ewc.lam=-5",
                                "--runs-dir", str(tmp_path / "r")])
-    assert out.exit_code == 2 and "methods.ewc.lam: -5 is not allowed; allowed: a number >= 0" in out.output
+    assert out.exit_code == 2 and "methods.ewc.lam: -5 is not allowed; allowed: a finite number >= 0" in out.output
     out = runner.invoke(main, ["run", "--method", "ewc", "--benchmark", "split_digits_diffusion",
                                "--set", "rho_estimator=exact"])
     assert out.exit_code == 2
     assert out.output.strip() == ("error: methods.ewc.rho_estimator: 'exact' is not allowed; allowed: one of "
                                   "projection, mean_outer")
+    for flags, message in ((["--device", "foo"], "--device: 'foo' is not allowed; allowed: auto, cpu, cuda, cuda:N"),
+                           (["--device", "cuda"], "--device cuda needs --gpus-per-trial > 0"),
+                           (["--gpus-per-trial", "1"], "--gpus-per-trial: this machine has no GPU")):
+        if "no GPU" in message and __import__("torch").cuda.is_available():
+            continue
+        out = runner.invoke(main, ["sweep", "--space", "quickstart", "--runs-dir", str(tmp_path / "r"), *flags])
+        assert out.exit_code == 2 and out.output.strip().startswith(f"error: {message}"), out.output
+    out = runner.invoke(main, ["run", "--method", "finetune", "--benchmark", "split_digits_diffusion",
+                               "--seed", "0", "--seed", "0"])
+    assert out.exit_code == 2 and "seeds: [0, 0] is not allowed" in out.output
     out = runner.invoke(main, ["sweep", "--resume", "nothing", "--runs-dir", str(tmp_path / "r")])
     assert out.exit_code == 2 and "--resume: no sweep named nothing" in out.output
     assert not (tmp_path / "r").exists()

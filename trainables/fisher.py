@@ -97,10 +97,10 @@ def directional_derivatives(model: nn.Module, loss_fn: LossFn, batches: list[Bat
     return torch.cat(out)
 
 
-def per_sample_gradients(model: nn.Module, loss_fn: LossFn, batch: Batch, seed: int) -> torch.Tensor:
+def per_sample_gradients(model: nn.Module, loss_fn: LossFn, batch: Batch,
+                         generator: torch.Generator) -> torch.Tensor:
     """(n, P) per-sample gradients, one forward and backward per sample."""
     params = list(parameters_of(model).values())
-    generator = torch.Generator().manual_seed(seed)
     rows = []
     for i in range(size(batch)):
         loss = loss_fn(model, take(batch, slice(i, i + 1)), generator).sum()
@@ -136,12 +136,14 @@ class ElasticPenalty:
         norm = g_bar.norm()
         u = g_bar / norm.clamp_min(1e-30)
         n_diag = min(diagnostic_samples, size(data))
-        sample_grads = per_sample_gradients(model, loss_fn, take(data, slice(0, n_diag)), seed + 1)
+        sample_grads = per_sample_gradients(model, loss_fn, take(data, slice(0, n_diag)),
+                                            torch.Generator().manual_seed(seed + 1))
         cosine = (sample_grads @ u / sample_grads.norm(dim=1).clamp_min(1e-30)).mean().item()
         if self.fisher == "diag":
             diag = torch.zeros_like(theta)
+            generator = torch.Generator().manual_seed(seed + 2)  # fresh draws for every sample
             for b in batches:
-                diag += (per_sample_gradients(model, loss_fn, b, seed + 2) ** 2).sum(0)
+                diag += (per_sample_gradients(model, loss_fn, b, generator) ** 2).sum(0)
             diag /= size(data)
             self.anchors.append(Anchor(theta, diag=diag))
             return {"fisher_trace": diag.sum().item(), "fisher_cosine": cosine}

@@ -7,6 +7,7 @@ command line, so every error names the field and what is allowed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -28,7 +29,7 @@ def knob(default: Any, help: str, *, low: float | None = None, high: float | Non
     """
     meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices}
     if isinstance(default, (list, dict, tuple)):
-        return field(default_factory=lambda: default, metadata=meta)
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -51,7 +52,7 @@ def allowed_text(f: dataclasses.Field) -> str:
     if m.get("high") is not None:
         parts.append(f"<= {m['high']}")
     kind = base_type(f)
-    name = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+    name = {bool: "a boolean", int: "an integer", float: "a finite number", str: "a string"}.get(kind, str(kind))
     return name + (" " + " and ".join(parts) if parts else "")
 
 
@@ -87,11 +88,12 @@ def check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise ParamError(bad)
     elif kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or float(value) != int(value)):
             raise ParamError(bad)
         value = int(value)
     elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ParamError(bad)
         value = float(value)
     elif kind is str:

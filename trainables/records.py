@@ -52,7 +52,18 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+TEXT_COLUMNS = ("method", "metric", *CONTEXT_COLUMNS)
+
+
+def read_csv(path) -> pd.DataFrame:
+    """A records CSV with its text columns read as text (a config_id like 12e45678 or 00123456 must not
+    become a number)."""
+    numeric = [c for c in COLUMNS if c not in TEXT_COLUMNS]
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
+                       na_values={c: ["", "nan", "NaN", "NA"] for c in numeric})
+
+
 def read(path: str) -> pd.DataFrame:
     """Records from a CSV or Parquet file, validated."""
-    df = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+    df = pd.read_parquet(path) if str(path).endswith(".parquet") else read_csv(path)
     return validate(df)

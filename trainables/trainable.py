@@ -63,8 +63,13 @@ def benchmark_config(name: str, values: dict[str, Any]):
     return config
 
 
-def method_params(name: str, values: dict[str, Any]):
-    return build(get_method(name).Params, values, f"methods.{name}")
+def method_params(name: str, values: dict[str, Any], bench_config=None):
+    """The method's Params from ``values``, checked (against the benchmark's settings when given)."""
+    cls = get_method(name)
+    params = build(cls.Params, values, f"methods.{name}")
+    if bench_config is not None:
+        cls.check(params, bench_config)
+    return params
 
 
 def resolve_device(device: str) -> torch.device:
@@ -97,8 +102,10 @@ Report = Callable[[dict[str, float], pd.DataFrame], None]
 
 def run_trial(config: TrialConfig, report: Report | None = None) -> pd.DataFrame:
     """Train ``config`` over its seeds task by task; report after each task; return all records."""
+    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+        raise ValueError(f"seeds: {list(config.seeds)} is not allowed; allowed: a non-empty list of distinct integers")
     bench = make_benchmark(config.benchmark, config.benchmark_params, config.device)
-    params = method_params(config.method, config.params)
+    params = method_params(config.method, config.params, bench.config)
     metric = config.objective_metric or next(iter(bench.metrics))
     if metric not in bench.metrics:
         raise ValueError(f"objective.metric: '{metric}' is not a metric of {config.benchmark}; allowed: "

@@ -17,7 +17,7 @@ import json
 import math
 import pickle
 from dataclasses import dataclass
-from typing import Collection, Iterator
+from typing import ClassVar, Collection, Iterator
 
 import numpy as np
 import torch
@@ -55,8 +55,15 @@ def _randint(high: tuple[int, int], n: int, generator: torch.Generator, device: 
     return torch.randint(high[0], high[1], (n,), generator=generator).to(device)
 
 
+def norm_groups(channels: list[int]) -> int:
+    """GroupNorm groups of the UNet: up to 32, at least 4 channels a group."""
+    return max(1, min(32, min(channels) // 4))
+
+
 class ClassConditionalDiffusion(Benchmark):
     Config = DiffusionConfig
+    image_size: ClassVar[int]
+    max_classes: ClassVar[int]
     metrics = {"fd": MetricSpec(higher_is_better=False),
                "gen_acc": MetricSpec(higher_is_better=True),
                "denoise_loss": MetricSpec(higher_is_better=False, cheap=True)}
@@ -76,6 +83,26 @@ class ClassConditionalDiffusion(Benchmark):
         self._alphas = self.scheduler.alphas_cumprod.to(self.device)
         self._classifier: nn.Module | None = None
         self._real_features: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def check(cls, config: DiffusionConfig) -> None:
+        ch, levels = config.channels, config.attention_levels
+        if not ch or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in ch):
+            raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: a non-empty list of positive "
+                             "integers")
+        groups = norm_groups(ch)
+        if any(c % groups for c in ch):
+            raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: widths divisible by "
+                             f"{groups} (the UNet's GroupNorm groups)")
+        if cls.image_size % 2 ** (len(ch) - 1):
+            raise ValueError(f"benchmark.channels: {len(ch)} levels is not allowed for {cls.image_size}x"
+                             f"{cls.image_size} images; allowed: at most {cls.image_size.bit_length()} levels")
+        if not all(isinstance(i, int) and 0 <= i < len(ch) for i in levels):
+            raise ValueError(f"benchmark.attention_levels: {levels!r} is not allowed; allowed: levels 0 to "
+                             f"{len(ch) - 1}")
+        if config.classes_per_task * config.num_tasks > cls.max_classes:
+            raise ValueError(f"benchmark.num_tasks: {config.num_tasks} tasks of {config.classes_per_task} classes "
+                             f"is not allowed; allowed: classes_per_task * num_tasks <= {cls.max_classes}")
 
     # -- data, supplied by subclasses -------------------------------------------------------------------
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -105,7 +132,7 @@ class ClassConditionalDiffusion(Benchmark):
                            out_channels=self.image_shape[0], layers_per_block=c.layers_per_block,
                            block_out_channels=tuple(c.channels), down_block_types=down,
                            up_block_types=up, num_class_embeds=self.num_classes,
-                           norm_num_groups=min(32, min(c.channels) // 4) or 1).to(self.device)
+                           norm_num_groups=norm_groups(c.channels)).to(self.device)
 
     def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
         t = _randint(t_range or (0, self.config.num_train_timesteps), len(x0), generator, self.device)
@@ -208,8 +235,11 @@ class ClassConditionalDiffusion(Benchmark):
 def _cached_classifier(bench: ClassConditionalDiffusion) -> nn.Module:
     """Train the benchmark's feature classifier on its training split, or load it from the cache."""
     c = bench.config
+    # the device type and torch version are part of the key: the same training on another kind of device
+    # gives slightly different weights, and fd should be comparable within a cache
     key = {"benchmark": bench.name, "data": bench.data_fingerprint(), "epochs": c.classifier_epochs,
-           "classes": bench.num_classes, "arch": repr(bench.make_classifier()), "version": 1}
+           "classes": bench.num_classes, "arch": repr(bench.make_classifier()), "version": 1,
+           "device": bench.device.type, "torch": torch.__version__}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir(c) / f"{bench.name}-classifier-{digest}.pt"
     with torch.random.fork_rng(devices=[]):  # same initial weights whatever the caller's RNG state

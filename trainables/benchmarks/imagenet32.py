@@ -83,6 +83,8 @@ def _find(folder: Path, stem: str) -> Path | None:
 class ImageNet32(ClassConditionalDiffusion):
     name = "imagenet32"
     Config = ImageNet32Config
+    image_size = 32
+    max_classes = 1000
     presets = {
         # 000 Table 3: batch 128, Adam 2e-4, 100 epochs per task (65,000 images / 128 = 508 steps an
         # epoch), 50 DDIM steps. λ, replay buffer and ratio are method settings (the `imagenet32_paper`
@@ -92,6 +94,7 @@ class ImageNet32(ClassConditionalDiffusion):
 
     @classmethod
     def check(cls, config: ImageNet32Config) -> None:
+        super().check(config)
         if not config.data_dir:
             raise ValueError("benchmark.data_dir: required for imagenet32; the folder holding "
                              "train_data_batch_1..10 and val_data (pickle or .npz)")

@@ -48,6 +48,8 @@ class DigitsClassifier(nn.Module):
 class SplitDigitsDiffusion(ClassConditionalDiffusion):
     name = "split_digits_diffusion"
     Config = DigitsDiffusionConfig
+    image_size = 8
+    max_classes = 10
     presets = {
         # Sized for `quickstart`: 4 methods x 2 seeds within 15 minutes on 2 CPU cores.
         "laptop": {},
@@ -60,8 +62,6 @@ class SplitDigitsDiffusion(ClassConditionalDiffusion):
         from sklearn.datasets import load_digits
 
         c = self.config
-        if c.classes_per_task * c.num_tasks > 10:
-            raise ValueError("split_digits_diffusion: classes_per_task * num_tasks must be <= 10")
         digits = load_digits()
         x = torch.tensor(digits.images / 8.0 - 1.0, dtype=torch.float32).unsqueeze(1)
         y = torch.tensor(digits.target, dtype=torch.int64)

@@ -33,6 +33,10 @@ class Method:
     Params: ClassVar[type] = TrainParams
     requires: ClassVar[frozenset[str]] = frozenset()  # benchmark capabilities the method needs
 
+    @classmethod
+    def check(cls, params: Any, bench_config: Any) -> None:
+        """Raise ValueError naming the parameter if ``params`` cannot work with the benchmark's settings."""
+
     def __init__(self, params: Any, model: nn.Module, bench: Benchmark, generator: torch.Generator) -> None:
         missing = self.requires - bench.capabilities
         if missing:

@@ -33,6 +33,20 @@ class EWCParams(TrainParams, FisherKnobs):
     fisher: str = knob("rank1", "Fisher representation", choices=("diag", "rank1"))
 
 
+def check_fisher_timesteps(name: str, params, bench_config) -> None:
+    """0 <= fisher_t_min < fisher_t_max <= the benchmark's diffusion timesteps."""
+    total = getattr(bench_config, "num_train_timesteps", None)
+    if total is None:
+        return
+    t_max = params.fisher_t_max if params.fisher_t_max is not None else total
+    if t_max > total:
+        raise ValueError(f"methods.{name}.fisher_t_max: {t_max} is not allowed; allowed: an integer <= {total} "
+                         "(the benchmark's num_train_timesteps)")
+    if params.fisher_t_min >= t_max:
+        raise ValueError(f"methods.{name}.fisher_t_min: {params.fisher_t_min} is not allowed; allowed: an "
+                         f"integer < fisher_t_max ({t_max})")
+
+
 def fisher_loss(method: Method):
     """The per-sample loss the Fisher is estimated on, with the knobs' timestep range."""
     p = method.params
@@ -52,6 +66,10 @@ def consolidate(method: Method, penalty: ElasticPenalty, task) -> dict[str, floa
 class EWC(Method):
     name = "ewc"
     Params = EWCParams
+
+    @classmethod
+    def check(cls, params, bench_config):
+        check_fisher_timesteps(cls.name, params, bench_config)
 
     def __init__(self, params, model, bench, generator):
         super().__init__(params, model, bench, generator)

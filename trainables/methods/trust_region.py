@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from trainables.fisher import ElasticPenalty
 from trainables.generative_replay import GenerativeReplay, ReplayKnobs
 from trainables.methods.base import Method, TrainParams
-from trainables.methods.ewc import FisherKnobs, consolidate
+from trainables.methods.ewc import FisherKnobs, check_fisher_timesteps, consolidate
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,10 @@ class TrustRegion(Method):
     name = "trust_region"
     Params = TrustRegionParams
     requires = frozenset({"generative_replay", "distillation"})
+
+    @classmethod
+    def check(cls, params, bench_config):
+        check_fisher_timesteps(cls.name, params, bench_config)
 
     def __init__(self, params, model, bench, generator):
         super().__init__(params, model, bench, generator)
