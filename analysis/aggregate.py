@@ -43,3 +43,30 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, flo
         return float("nan"), float("nan")
     half = float(stats.t.ppf((1 + level) / 2, df=n - 1)) * se
     return mean - half, mean + half
+
+
+def bootstrap_interval(values: Iterable[float], level: float = 0.95, n_resamples: int = 10_000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval for the mean (METHODS.md §5, "Across seeds"): the (1-level)/2 and
+    (1+level)/2 percentiles of the means of ``n_resamples`` resamples with replacement, drawn with
+    ``numpy.random.default_rng(seed)``. (NaN, NaN) when n < 2 or any value is NaN."""
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap_interval: level must lie in (0, 1), got {level}")
+    if n_resamples < 1:
+        raise ValueError(f"bootstrap_interval: n_resamples must be >= 1, got {n_resamples}")
+    x = _array(values)
+    if x.size < 2 or np.isnan(x).any():
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+    low, high = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
+def iqm(values: Iterable[float]) -> float:
+    """Interquartile mean: the mean of the middle half of the values, scipy.stats.trim_mean(x, 0.25)
+    (a quarter of the values cut at each end, rounded down). NaN when empty or any value is NaN."""
+    x = _array(values)
+    if x.size == 0 or np.isnan(x).any():
+        return float("nan")
+    return float(stats.trim_mean(x, 0.25))

@@ -132,3 +132,50 @@ def to_latex(df: pd.DataFrame, columns: Sequence[str], *, labels: Sequence[str] 
         lines.append(" & ".join([*map(_latex_escape, label), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def to_html(df: pd.DataFrame, columns: Sequence[str], *, labels: Sequence[str] = ("method",),
+            higher_is_better: Mapping[str, bool] | None = None) -> str:
+    """An HTML ``<table>`` with the same cells as :func:`to_markdown` (best in ``<b>``)."""
+    from html import escape
+
+    def incomplete(missing):
+        return [f'<td colspan="{len(columns)}">incomplete ({escape(str(missing))})</td>']
+
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in [*labels, *columns])
+    lines = ['<table class="results">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
+    for label, cells in _rows(df, columns, labels, higher_is_better, lambda t: f"<b>{t}</b>",
+                              lambda m, s: escape(format_mean_se(m, s)), incomplete):
+        tds = [c if c.startswith("<td") else f"<td>{c}</td>" for c in cells]
+        lines.append("<tr>" + "".join(f"<td>{escape(x)}</td>" for x in label) + "".join(tds) + "</tr>")
+    lines += ["</tbody>", "</table>"]
+    return "\n".join(lines) + "\n"
+
+
+def _plain(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def plain_table(df: pd.DataFrame, fmt: str) -> str:
+    """Any small table (no mean±se cells) as csv, md, latex or html; a missing value is '–' (as the
+    paper writes a task that never re-converges), or empty in CSV."""
+    if fmt == "csv":
+        return to_csv(df)
+    cells = [[_plain(v) for v in row] for row in df.itertuples(index=False)]
+    if fmt == "md":
+        lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "|".join([" --- "] * len(df.columns)) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]) + "\n"
+    if fmt == "latex":
+        lines = [r"\begin{tabular}{" + "l" * len(df.columns) + "}", r"\toprule",
+                 " & ".join(_latex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
+        lines += [" & ".join(_latex_escape(c) for c in r) + r" \\" for r in cells]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+    from html import escape
+
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in cells)
+    return f'<table class="results">\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table>\n'

@@ -162,3 +162,41 @@ def select(summary: pd.DataFrame, config_ids: dict[str, str] | None = None, *,
             row["missing"] = f"no complete configuration among {len(group)} ({detail})"
         rows.append(row)
     return pd.DataFrame(rows, columns=list(summary.columns) + ["selected_by"])
+
+
+def objective_scores(records: pd.DataFrame, metric: str, reduce: str, higher_is_better: bool,
+                     num_tasks: int | None = None, seeds: list[int] | None = None) -> dict[tuple[str, str], float]:
+    """{(method, config_id): seed-mean objective} of the complete configurations: ``metric`` at the end of
+    the last task reduced over tasks as the sweep did (mean: the final average; worst; last: task N)."""
+    scores = per_seed_scores(records, metric, higher_is_better, num_tasks, seeds)
+    df, keys = _prepare(records, metric)
+    out = {}
+    for (method, config_id), rows in scores.groupby(["method", "config_id"], sort=True):
+        if not rows["complete"].all():
+            continue
+        values = []
+        for seed in rows["seed"]:
+            evals = df[(df["config_id"] == config_id) & (df["metric"] == metric) & (df["seed"] == seed)]
+            last = M.result_matrix(evals, num_tasks=int(rows["num_tasks"].iloc[0]))[-1]
+            if reduce == "last":
+                values.append(last[-1])
+            elif reduce == "worst":
+                values.append(last.min() if higher_is_better else last.max())
+            else:
+                values.append(last.mean())
+        out[(method, config_id)] = float(np.mean(values))
+    return out
+
+
+def best_configs(records: pd.DataFrame, metric: str, reduce: str, higher_is_better: bool,
+                 num_tasks: int | None = None, seeds: list[int] | None = None) -> dict[str, str]:
+    """{method: config_id} of the best complete configuration by the objective (ties: first config_id)."""
+    best: dict[str, tuple[float, str]] = {}
+    sign = 1.0 if higher_is_better else -1.0
+    for (method, config_id), value in sorted(objective_scores(records, metric, reduce, higher_is_better,
+                                                              num_tasks, seeds).items()):
+        if not np.isfinite(value):
+            continue
+        if method not in best or sign * value > sign * best[method][0]:
+            best[method] = (value, config_id)
+    return {method: config_id for method, (_, config_id) in best.items()}

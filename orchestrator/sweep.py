@@ -238,7 +238,8 @@ def start(space: Space, folder: Path, options: SweepOptions) -> dict:
     tracking_uri = options.tracking_uri or default_tracking_uri(folder)
     tracker = Tracker(tracking_uri, name, folder / "mlartifacts")
     params = {"space": space.name, "benchmark": space.benchmark, "seeds": ",".join(map(str, space.seeds)),
-              "objective": f"{space.objective.reduce} {space.objective.metric} ({space.objective.mode})",
+              "objective_metric": space.objective.metric, "objective_reduce": space.objective.reduce,
+              "objective_mode": space.objective.mode, "num_tasks": space.num_tasks,
               "sampler_seed": space.budget.sampler_seed, "num_samples": space.budget.num_samples,
               "git_commit": _git_commit(),
               **{f"benchmark.{k}": v for k, v in space.benchmark_params.items()}}
@@ -339,9 +340,29 @@ def finalize(space: Space, folder: Path, tracker: Tracker, state: dict) -> dict:
         summary["table"] = paths["md"].read_text()
         for path in [folder / "records.csv", *paths.values()]:
             tracker.client.log_artifact(state["parent_run_id"], str(path))
+        summary["report"] = _report(space, folder, records, state)
     if complete:
         tracker.finish(state["parent_run_id"], "finished")
     return summary
+
+
+def _report(space: Space, folder: Path, records: pd.DataFrame, state: dict) -> str:
+    """The full report (every metric's tables, re-convergence, figures) into runs/NAME/report and MLflow."""
+    import sys
+
+    from analysis.load import Source
+    from orchestrator.reporting import log_report
+
+    source = Source(records=records, name=folder.name, objective=vars(space.objective), seeds=list(space.seeds),
+                    num_tasks=space.num_tasks, tracking_uri=state["tracking_uri"],
+                    parent_run_id=state["parent_run_id"])
+    try:
+        log_report(source, folder / "report")
+    except Exception as e:  # the results table is already written; say so rather than lose the sweep
+        print(f"warning: the report could not be built ({type(e).__name__}: {e}); retry with orchestrate "
+              f"report --sweep {folder.name}", file=sys.stderr)
+        return ""
+    return str(folder / "report" / "report.html")
 
 
 def continue_sweep(space: Space, folder: Path, state: dict) -> dict:

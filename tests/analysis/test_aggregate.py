@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.aggregate import mean_se, sd, t_interval
+from analysis.aggregate import bootstrap_interval, iqm, mean_se, sd, t_interval
 
 VALUES = [44.1, 47.9, 41.6, 44.5]
 
@@ -37,3 +37,25 @@ def test_sd_and_t_interval():
     assert all(math.isnan(x) for x in t_interval([1.0]))
     with pytest.raises(ValueError):
         t_interval(VALUES, 95)
+
+
+def test_iqm_hand_case():
+    # 8 values: trim 2 at each end -> mean(3, 4, 5, 6); the outlier 100 does not count
+    assert iqm([7, 1, 100, 3, 5, 2, 6, 4]) == pytest.approx(4.5)
+    assert iqm([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2.5)     # trims 1 each end: mean(2, 3)
+    assert math.isnan(iqm([])) and math.isnan(iqm([1.0, float("nan"), 3.0]))
+
+
+def test_bootstrap_interval():
+    low, high = bootstrap_interval(VALUES, seed=1)
+    assert low < np.mean(VALUES) < high
+    assert (low, high) == bootstrap_interval(VALUES, seed=1)               # reproducible
+    assert (low, high) != bootstrap_interval(VALUES, seed=2)
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(10, 2, 8), rng.normal(10, 2, 800)
+    width = [np.subtract(*bootstrap_interval(x)[::-1]) for x in (small, large)]
+    assert width[1] < width[0] / 5                                        # ~ 1/sqrt(n): 10x narrower
+    assert all(math.isnan(x) for x in bootstrap_interval([1.0]))
+    assert all(math.isnan(x) for x in bootstrap_interval([1.0, float("nan")]))
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(VALUES, level=95)

@@ -1,0 +1,158 @@
+"""Figures from long records: a task's curve over global steps (000 Figure 2) and seed-mean result
+matrices R[k, j] (METHODS.md §5).
+
+Figures are matplotlib ``Figure`` objects on an Agg canvas: no pyplot, no global backend change.
+Configurations are grouped as in analysis.table; a line or panel is labelled by its method, plus its
+config_id where the method has several (and benchmark/sweep where those vary).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis import table
+from analysis.metrics import result_matrix
+from analysis.reconverge import phase_starts
+
+FORMATS = (".png", ".svg")
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _configs(records: pd.DataFrame, metric: str) -> list[tuple[str, pd.DataFrame]]:
+    """[(label, records of the configuration, all metrics)] in analysis.table's order."""
+    df, keys = table._prepare(records, metric)
+    groups = [(dict(zip(keys, key)), cfg) for key, cfg in df.groupby(keys, dropna=False, sort=True)]
+    counts = pd.Series([ident["method"] for ident, _ in groups]).value_counts()
+    varying = [key for key in ("benchmark", "sweep") if key in keys and df[key].nunique(dropna=False) > 1]
+    out = []
+    for ident, cfg in groups:
+        label = str(ident["method"])
+        if counts[ident["method"]] > 1:
+            label += f" ({ident['config_id']})"
+        if varying:
+            label = ", ".join(str(ident[key]) for key in varying) + ": " + label
+        out.append((label, cfg))
+    return out
+
+
+def _seed_stats(evals: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Per step: mean over the seeds evaluated there, SE = sd(ddof=1)/sqrt(n) (NaN if n < 2), n. A NaN
+    value makes that step's mean and SE NaN."""
+    dup = evals.duplicated(["seed", "step"])
+    if dup.any():
+        row = evals[dup].iloc[0]
+        raise ValueError(f"task_curves: {label}: several values for seed {row['seed']} at step {row['step']}")
+    values = evals.assign(value=evals["value"].astype(float), nan=evals["value"].isna())
+    stats = values.groupby("step").agg(mean=("value", "mean"), sd=("value", "std"), n=("value", "size"),
+                                       nan=("nan", "any"))
+    stats.loc[stats["nan"], ["mean", "sd"]] = np.nan
+    stats["se"] = stats["sd"] / np.sqrt(stats["n"])   # std is NaN for n == 1
+    return stats
+
+
+def task_curves(records: pd.DataFrame, metric: str, task: int = 1, ax: Axes | None = None,
+                path: str | Path | None = None) -> Figure:
+    """Task ``task``'s ``metric`` over global steps (000 Figure 2): one line per configuration, the
+    seed mean at each step, with a ± standard-error band (ddof=1; none where one seed) and the task
+    transitions s_k (k >= 2, from the records of each run) as dashed vertical lines.
+
+    Draws into ``ax`` when given (returning its figure), else a new figure; saves it to ``path`` when
+    given (see ``save``). The line of a configuration has that label, its band gid "band:<label>", the
+    transitions are one LineCollection with gid "transitions". ValueError if ``metric`` is absent
+    (naming the metrics present) or task ``task`` has no evaluation of it.
+    """
+    groups = _configs(records, metric)
+    if ax is None:
+        fig = _figure((6.4, 4.0))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    starts, drawn = set(), 0
+    for label, cfg in groups:
+        for _, run in cfg.groupby("seed", sort=True):
+            starts |= {s_k for k, s_k in phase_starts(run).items() if k >= 2}
+        evals = cfg[(cfg["metric"] == metric) & (cfg["eval_task"] == task)]
+        if evals.empty:
+            continue
+        stats = _seed_stats(evals, label)
+        steps = stats.index.to_numpy(float)
+        mean, se = stats["mean"].to_numpy(), stats["se"].to_numpy()
+        (line,) = ax.plot(steps, mean, label=label)
+        if (stats["n"] > 1).any():
+            band = ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.25,
+                                   linewidth=0)
+            band.set_gid(f"band:{label}")
+        drawn += 1
+    if not drawn:
+        raise ValueError(f"task_curves: task {task} has no {metric!r} evaluation in the records")
+    if starts:
+        ax.vlines(sorted(starts), 0, 1, transform=ax.get_xaxis_transform(), colors="0.5",
+                  linestyles="--", linewidth=0.8, gid="transitions")
+    ax.set_xlabel("global step")
+    ax.set_ylabel(f"{metric} of task {task}")
+    ax.set_title(f"Task {task}: seed mean ± SE; dashed: task transitions")
+    ax.legend()
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def result_heatmaps(records: pd.DataFrame, metric: str, path: str | Path | None = None) -> Figure:
+    """One heat map per configuration of the seed-mean result matrix R[k, j] (METHODS.md §5): R per
+    seed (analysis.metrics.result_matrix, N = the configuration's largest train_task), then the nanmean
+    over seeds; lower triangle only (j <= k), annotated with the values, one shared color scale.
+    Rows: "after training task k", columns: "evaluated task j". Saves to ``path`` when given."""
+    groups = _configs(records, metric)
+    means = []
+    for label, cfg in groups:
+        n = int(cfg["train_task"].max())
+        evals = cfg[cfg["metric"] == metric]
+        stack = np.stack([result_matrix(evals[evals["seed"] == seed], num_tasks=n)
+                          for seed in sorted(cfg["seed"].unique())])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN entries stay NaN
+            mean = np.nanmean(stack, axis=0)
+        mean[np.triu_indices(n, 1)] = np.nan
+        means.append((label, mean))
+    finite = np.concatenate([m[np.isfinite(m)] for _, m in means])
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (None, None)
+    fig = _figure((3.4 * len(means) + 1.2, 3.4))
+    axes = fig.subplots(1, len(means), squeeze=False)[0]
+    image = None
+    for ax, (label, mean) in zip(axes, means):
+        n = mean.shape[0]
+        image = ax.imshow(np.ma.masked_invalid(mean), cmap="viridis", vmin=vmin, vmax=vmax)
+        for k, j in zip(*np.nonzero(np.isfinite(mean))):
+            shade = 0.0 if vmax is None or vmax == vmin else (mean[k, j] - vmin) / (vmax - vmin)
+            ax.text(j, k, f"{mean[k, j]:.3g}", ha="center", va="center", fontsize=8,
+                    color="black" if shade > 0.5 else "white")
+        ticks = np.arange(n)
+        ax.set_xticks(ticks, labels=[str(t + 1) for t in ticks])
+        ax.set_yticks(ticks, labels=[str(t + 1) for t in ticks])
+        ax.set_xlabel("evaluated task j")
+        ax.set_ylabel("after training task k")
+        ax.set_title(label)
+    fig.colorbar(image, ax=list(axes), label=f"{metric} (seed mean)")
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> None:
+    """Write ``fig`` to ``path`` as PNG or SVG, chosen by its suffix; ValueError for any other suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"save: {str(path)!r} must end in .png or .svg, got {suffix or 'no suffix'!r}")
+    fig.savefig(path, format=suffix[1:])
