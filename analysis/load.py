@@ -26,7 +26,7 @@ class Source:
     objective: dict = field(default_factory=dict)  # metric, reduce, mode (a sweep's)
     seeds: list[int] = field(default_factory=list)  # the seeds every configuration should have
     num_tasks: int | None = None
-    statuses: dict[str, str] = field(default_factory=dict)  # config_id -> finished | failed | ...
+    configs: dict[str, dict] = field(default_factory=dict)  # config_id -> {method, status, error}
     tracking_uri: str = ""
     parent_run_id: str = ""
 
@@ -78,5 +78,7 @@ def from_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = Non
         objective={k: params[f"objective_{k}"] for k in ("metric", "reduce", "mode") if f"objective_{k}" in params},
         seeds=[int(s) for s in params.get("seeds", "").split(",") if s],
         num_tasks=int(params["num_tasks"]) if "num_tasks" in params else None,
-        statuses={r.data.tags.get("config_id", ""): r.data.tags.get("status", "") for r in configs},
+        configs={r.data.tags.get("config_id", ""): {"method": r.data.tags.get("method", ""),
+                                                     "status": r.data.tags.get("status", ""),
+                                                     "error": r.data.tags.get("error", "")} for r in configs},
         tracking_uri=uri, parent_run_id=parent.info.run_id)

@@ -64,8 +64,15 @@ def method_table(source: Source, metric: str, higher: bool, configs: tuple[str, 
         for stat in stats:
             for score in SCORES:
                 table = _add_stat(table, scores, score, stat)
+    lost = sorted({c["method"] for c in source.configs.values()} - set(table["method"]))
+    if lost:  # methods whose every configuration failed before leaving records: shown, never dropped
+        rows = [{"method": m, "seeds": 0, "config_id": "", "complete": False,
+                 "missing": "no configuration left records: " + "; ".join(
+                     c.get("error") or c.get("status", "") for c in source.configs.values() if c["method"] == m)}
+                for m in lost]
+        table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True).sort_values("method", kind="stable")
     extra = [c for c in table.columns if any(c.startswith(f"{s}_") for s in SCORES) and c not in TABLE_COLUMNS]
-    return table[[*TABLE_COLUMNS, *extra, "config_id", "complete", "missing"]]
+    return table[[*TABLE_COLUMNS, *extra, "config_id", "complete", "missing"]].reset_index(drop=True)
 
 
 def _add_stat(table: pd.DataFrame, scores: pd.DataFrame, score: str, stat: str) -> pd.DataFrame:

@@ -323,7 +323,8 @@ def _run(space: Space, folder: Path, state: dict, restore: bool) -> dict:
 
 def finalize(space: Space, folder: Path, tracker: Tracker, state: dict) -> dict:
     """Gather records, write and log the results table; say whether the sweep is complete."""
-    from orchestrator.results import results_table, write_results
+    from orchestrator.reporting import log_report
+    from orchestrator.results import results_table, sweep_source, write_results
 
     metas = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
     frames = [read_csv(p) for p in sorted((folder / "records").glob("*.csv"))]
@@ -335,27 +336,22 @@ def finalize(space: Space, folder: Path, tracker: Tracker, state: dict) -> dict:
                "table": None}
     if len(records):
         _write_atomic(folder / "records.csv", records.to_csv(index=False))
-        table = results_table(records, metas, space)
+        source = sweep_source(records, metas, space, folder.name, state)
+        table = results_table(source, metas, space)
         paths = write_results(table, folder, space)
         summary["table"] = paths["md"].read_text()
         for path in [folder / "records.csv", *paths.values()]:
             tracker.client.log_artifact(state["parent_run_id"], str(path))
-        summary["report"] = _report(space, folder, records, state)
+        summary["report"] = _report(source, folder, log_report)
     if complete:
         tracker.finish(state["parent_run_id"], "finished")
     return summary
 
 
-def _report(space: Space, folder: Path, records: pd.DataFrame, state: dict) -> str:
+def _report(source, folder: Path, log_report) -> str:
     """The full report (every metric's tables, re-convergence, figures) into runs/NAME/report and MLflow."""
     import sys
 
-    from analysis.load import Source
-    from orchestrator.reporting import log_report
-
-    source = Source(records=records, name=folder.name, objective=vars(space.objective), seeds=list(space.seeds),
-                    num_tasks=space.num_tasks, tracking_uri=state["tracking_uri"],
-                    parent_run_id=state["parent_run_id"])
     try:
         log_report(source, folder / "report")
     except Exception as e:  # the results table is already written; say so rather than lose the sweep

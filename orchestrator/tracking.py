@@ -53,7 +53,9 @@ class Tracker:
         exp = self.client.get_experiment_by_name(self.sweep)
         if exp is not None:
             return exp.experiment_id
-        return self.client.create_experiment(self.sweep, artifact_location=Path(self.artifact_root).as_uri())
+        # the kind makes MLflow's UI open the experiment on its training-runs table, not the GenAI overview
+        return self.client.create_experiment(self.sweep, artifact_location=Path(self.artifact_root).as_uri(),
+                                             tags={"mlflow.experimentKind": "custom_model_development"})
 
     def start_sweep(self, params: dict[str, Any], artifacts: list[Path]) -> str:
         run = self.client.create_run(self.experiment_id(), run_name=f"sweep {self.sweep}",

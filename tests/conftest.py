@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import yaml
+from click.testing import CliRunner
+
 import pytest
 import torch
 
@@ -27,3 +30,17 @@ def toy():
     from toy import ToyRegression
 
     return ToyRegression()
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory):
+    """One tiny sweep through the real Ray + Optuna + MLflow path, shared by the end-to-end tests."""
+    from orchestrator.cli import main
+    from sweep_helpers import SPACE
+
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    result = CliRunner().invoke(main, ["sweep", "--space", str(root / "space.yaml"), "--runs-dir", str(root / "runs")])
+    return result, root / "runs" / "e2e"
+
+

@@ -17,38 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sweep_helpers import SPACE, mlflow_runs
 from orchestrator.cli import main
 
 pytestmark = pytest.mark.e2e
-
-SPACE = {
-    "name": "e2e",
-    "benchmark": {"name": "split_digits_diffusion", "preset": "tiny"},
-    "seeds": [0, 1],
-    "objective": {"metric": "fd", "reduce": "mean", "mode": "min"},
-    "budget": {"num_samples": 3, "max_concurrent": 2, "sampler_seed": 7},
-    "methods": {
-        "finetune": {"lr": {"loguniform": [1e-4, 1e-3]}},
-        "trust_region": {"lam": {"loguniform": [10, 1000]}, "buffer_per_task": 8},
-        "ewc": {"lr": 1e30, "optimizer": "sgd"},  # diverges at once: the sweep must record it and go on
-    },
-}
-
-
-def mlflow_runs(folder: Path):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(folder.name)
-    return client, exp, client.search_runs([exp.experiment_id], max_results=1000)
-
-
-@pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sweep")
-    (root / "space.yaml").write_text(yaml.safe_dump(SPACE))
-    result = CliRunner().invoke(main, ["sweep", "--space", str(root / "space.yaml"), "--runs-dir", str(root / "runs")])
-    return result, root / "runs" / "e2e"
 
 
 def test_sweep_finishes_and_records_the_diverged_trial(finished_sweep):
@@ -211,3 +183,32 @@ def test_orchestrate_ui_serves_the_sweeps_store(finished_sweep):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_report_is_on_the_parent_run_and_analysis_reads_the_sweep_from_mlflow(finished_sweep):
+    _, folder = finished_sweep
+    client, _, runs = mlflow_runs(folder)
+    (parent,) = [r for r in runs if r.data.tags["level"] == "sweep"]
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    for name in ("report.html", "report.md", "table_fd.csv", "table_fd.tex", "reconvergence_fd.csv",
+                 "task1_fd.png", "heatmap_fd.png", "table_gen_acc.csv"):
+        assert f"report/{name}" in logged
+    html = (folder / "report" / "report.html").read_text()
+    assert "<h2>fd (lower is better)</h2>" in html and "data:image/png;base64," in html
+
+    runner = CliRunner()
+    runs_dir = str(folder.parent)
+    out = runner.invoke(main, ["table", "--sweep", "e2e", "--runs-dir", runs_dir, "--metric", "fd", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    table = pd.read_csv(__import__("io").StringIO(out.stdout), dtype={"config_id": str})
+    results = pd.read_csv(folder / "results.csv", dtype={"config_id": str})
+    for row in table[table["method"] != "ewc"].itertuples():  # the same best configuration and numbers
+        mine = results[results["method"] == row.method].iloc[0]
+        assert row.config_id == mine["config_id"] and row.final == pytest.approx(mine["final"])
+    assert "no configuration left records" in table[table["method"] == "ewc"].iloc[0]["missing"]
+    out = runner.invoke(main, ["reconvergence", "--sweep", "e2e", "--runs-dir", runs_dir, "--metric",
+                               "denoise_loss", "--format", "csv", "--aggregate", "seeds"])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines()[0] == "method,threshold,after_task,steps,steps_se,reconverged,seeds"
+    out = runner.invoke(main, ["report", "--sweep", "e2e", "--runs-dir", runs_dir])
+    assert out.exit_code == 0 and "report written to" in out.output
