@@ -89,3 +89,26 @@ def test_broken_input_gives_one_line_errors(tmp_path):
     assert invoke("table", "--records", tmp_path / "bleu.csv", "--metric", "bleu", "--mode", "max").exit_code == 0
     out = invoke("table", "--metric", "accuracy")
     assert out.exit_code == 2 and "--sweep or --records: give exactly one" in out.output
+
+
+def test_reconvergence_and_plot_commands_on_a_records_file(tmp_path):
+    """er's task 1 after task 2 starts (s_2 = 10): 0.0 at step 15 (the mid-phase evaluation), then
+    0.65 (seed mean) at step 20; P_1 = R[1, 1] = 0.85, so x = 0.8 needs 0.68 (never met) and a
+    threshold of 0.75 needs 0.6375 (met at step 20: 10 steps)."""
+    path = write_records(tmp_path / "r.csv")
+    out = invoke("reconvergence", "--records", path, "--metric", "accuracy", "--thresholds", "0.8,0.75",
+                 "--format", "csv")
+    assert out.exit_code == 0, out.output
+    rows = pd.read_csv(__import__("io").StringIO(out.output))
+    er = rows[rows["method"] == "er"].set_index("threshold")["steps"]
+    assert pd.isna(er[0.8]) and er[0.75] == 10
+    assert list(rows.columns) == ["method", "threshold", "after_task", "steps"]
+    md = invoke("reconvergence", "--records", path, "--metric", "accuracy", "--thresholds", "0.8").output
+    assert "| er | 0.8 | 2 | – |" in md
+    out = invoke("reconvergence", "--records", path, "--metric", "accuracy", "--task", "x")
+    assert out.exit_code == 2 and "--task: 'x' is not allowed" in out.output
+    out = invoke("plot", "--records", path, "--metric", "accuracy", "--out", tmp_path / "f.png")
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "f_heatmap.png").exists()
+    out = invoke("plot", "--records", path, "--metric", "accuracy", "--out", tmp_path / "f.jpg")
+    assert out.exit_code == 2 and "a .png or .svg file" in out.output
