@@ -212,3 +212,29 @@ def test_report_is_on_the_parent_run_and_analysis_reads_the_sweep_from_mlflow(fi
     assert out.stdout.splitlines()[0] == "method,threshold,after_task,steps,steps_se,reconverged,seeds"
     out = runner.invoke(main, ["report", "--sweep", "e2e", "--runs-dir", runs_dir])
     assert out.exit_code == 0 and "report written to" in out.output
+
+
+def test_asha_stops_configurations_at_task_boundaries_and_optuna_learns_only_full_runs(tmp_path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    space = dict(SPACE, name="asha", benchmark={"name": "split_digits_diffusion", "preset": "tiny", "num_tasks": 3},
+                 budget={"num_samples": 4, "max_concurrent": 4, "scheduler": "asha", "grace_period": 1,
+                         "reduction_factor": 4, "sampler_seed": 3},
+                 methods={"finetune": {"lr": {"loguniform": [1e-5, 1e-2]}}})
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    out = CliRunner().invoke(main, ["sweep", "--space", str(tmp_path / "space.yaml"), "--runs-dir",
+                                    str(tmp_path / "runs"), "--cpus-per-trial", "0.5"])
+    assert out.exit_code == 0, out.output
+    folder = tmp_path / "runs" / "asha"
+    metas = [json.loads(p.read_text()) for p in (folder / "records").glob("*.json")]
+    stopped = [m for m in metas if m["status"] == "stopped"]
+    finished = [m for m in metas if m["status"] == "finished"]
+    assert stopped and finished and len(metas) == 4
+    assert all(m["tasks_done"] < 3 for m in stopped) and all(m["tasks_done"] == 3 for m in finished)
+    study = optuna.load_study(study_name="asha", storage=JournalStorage(JournalFileBackend(str(folder / "optuna.journal"))))
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == len(finished)  # a stopped run is no finished one to the sampler
+    table = pd.read_csv(folder / "results.csv", dtype={"config_id": str})
+    assert table.iloc[0]["config_id"] in {m["config_id"] for m in finished}
