@@ -14,12 +14,14 @@ from trainables.methods import METHODS
 from trainables.records import to_frame, validate
 from trainables.trainable import make_benchmark, method_params
 
-SMALL = {"fisher_samples": 8, "fisher_batch": 4, "buffer_per_task": 6}
+SMALL = {"fisher_samples": 8, "fisher_batch": 4, "buffer_per_task": 6, "memory_size": 12, "reference_batch": 4}
 
 
 def benchmarks():
     return {"toy": lambda: ToyRegression(ToyConfig(steps_per_task=4, eval_every=2)),
-            "split_digits_diffusion": lambda: make_benchmark("split_digits_diffusion", {"preset": "tiny"})}
+            "split_digits_diffusion": lambda: make_benchmark("split_digits_diffusion", {"preset": "tiny"}),
+            "permuted_digits": lambda: make_benchmark("permuted_digits", {"preset": "tiny", "steps_per_task": 6,
+                                                                          "eval_every": 3})}
 
 
 @pytest.mark.parametrize("bench_name", sorted(benchmarks()))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task
+from trainables.benchmarks.digits_classification import PermutedDigits, SplitDigits
 from trainables.benchmarks.imagenet32 import ImageNet32
 from trainables.benchmarks.split_digits_diffusion import SplitDigitsDiffusion
 
-BENCHMARKS: dict[str, type[Benchmark]] = {b.name: b for b in (SplitDigitsDiffusion, ImageNet32)}
+BENCHMARKS: dict[str, type[Benchmark]] = {
+    b.name: b for b in (SplitDigitsDiffusion, ImageNet32, PermutedDigits, SplitDigits)}
 
 
 def get_benchmark(name: str) -> type[Benchmark]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from trainables.methods.agem import AGEM
 from trainables.methods.base import Method, TrainParams
+from trainables.methods.er import ER
 from trainables.methods.ewc import EWC
 from trainables.methods.finetune import Finetune
 from trainables.methods.replay import Replay
 from trainables.methods.trust_region import TrustRegion
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Finetune, EWC, Replay, TrustRegion)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Finetune, EWC, Replay, TrustRegion, ER, AGEM)}
 
 
 def get_method(name: str) -> type[Method]:

@@ -1,0 +1,37 @@
+"""`er`: experience replay from a reservoir memory (Chaudhry et al. 2019, "On Tiny Episodic Memories"; a
+baseline of 002). Each batch of B current samples is trained together with round(β·B) samples drawn from
+the memory (one cross-entropy over the combined batch); the current batch then enters the reservoir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainables.batch import cat, size
+from trainables.memory import Reservoir
+from trainables.methods.base import Method, TrainParams
+from trainables.params import knob
+
+
+@dataclass(frozen=True)
+class ERParams(TrainParams):
+    lr: float = knob(0.03, "learning rate (002's online protocol: SGD)", low=0, low_open=True)
+    optimizer: str = knob("sgd", "optimizer of the model's parameters", choices=("adam", "sgd"))
+    memory_size: int = knob(200, "samples the reservoir holds (002: 200 for MNIST permutations)", low=1)
+    replay_ratio: float = knob(1.0, "β: memory samples per current sample in a batch", low=0)
+
+
+class ER(Method):
+    name = "er"
+    Params = ERParams
+
+    def __init__(self, params, model, bench, generator):
+        super().__init__(params, model, bench, generator)
+        self.memory = Reservoir(params.memory_size, generator)
+
+    def update(self, batch):
+        m = round(self.params.replay_ratio * size(batch)) if len(self.memory) else 0
+        mixed = cat(batch, self.memory.sample(m)) if m else batch
+        loss = self.bench.loss(self.model, mixed, self.generator).mean()
+        self.step(loss)
+        self.memory.add(batch)
+        return {"loss": loss.item()}
