@@ -17,12 +17,12 @@ import math
 from dataclasses import dataclass
 from typing import Collection, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
 from trainables.batch import Batch
 from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task
+from trainables.benchmarks.digits import digits_split
 from trainables.params import knob
 
 
@@ -47,17 +47,9 @@ class DigitsClassification(Benchmark):
 
     def __init__(self, config, device="cpu") -> None:
         super().__init__(config, device)
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
-        y = torch.tensor(digits.target, dtype=torch.int64)
-        rng = np.random.default_rng(config.split_seed)
-        test = np.zeros(len(y), dtype=bool)
-        for cls in range(10):
-            idx = np.flatnonzero(digits.target == cls)
-            test[rng.choice(idx, int(round(config.held_out_fraction * len(idx))), replace=False)] = True
-        mask = torch.from_numpy(test)
+        images, labels, mask = digits_split(config.held_out_fraction, config.split_seed)
+        x = torch.tensor(images.reshape(len(labels), 64) / 16.0, dtype=torch.float32)
+        y = torch.tensor(labels, dtype=torch.int64)
         self.x_train, self.y_train, self.x_test, self.y_test = x[~mask], y[~mask], x[mask], y[mask]
         self.tasks = self.make_tasks()
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from trainables.benchmarks.diffusion import ClassConditionalDiffusion, DiffusionConfig
+from trainables.benchmarks.digits import digits_split
 from trainables.params import knob
 
 
@@ -59,19 +59,10 @@ class SplitDigitsDiffusion(ClassConditionalDiffusion):
     }
 
     def load(self):
-        from sklearn.datasets import load_digits
-
-        c = self.config
-        digits = load_digits()
-        x = torch.tensor(digits.images / 8.0 - 1.0, dtype=torch.float32).unsqueeze(1)
-        y = torch.tensor(digits.target, dtype=torch.int64)
-        rng = np.random.default_rng(c.split_seed)
-        test = np.zeros(len(y), dtype=bool)
-        for cls in range(10):
-            idx = np.flatnonzero(digits.target == cls)
-            test[rng.choice(idx, int(round(c.held_out_fraction * len(idx))), replace=False)] = True
-        test_t = torch.from_numpy(test)
-        return x[~test_t], y[~test_t], x[test_t], y[test_t]
+        images, labels, test = digits_split(self.config.held_out_fraction, self.config.split_seed)
+        x = torch.tensor(images / 8.0 - 1.0, dtype=torch.float32).unsqueeze(1)
+        y = torch.tensor(labels, dtype=torch.int64)
+        return x[~test], y[~test], x[test], y[test]
 
     def make_classifier(self) -> nn.Module:
         return DigitsClassifier(self.num_classes)

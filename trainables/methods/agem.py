@@ -13,15 +13,12 @@ import torch
 from trainables.batch import cat
 from trainables.fisher import flat, parameters_of, unflat
 from trainables.memory import Reservoir
-from trainables.methods.base import Method, TrainParams
+from trainables.methods.base import MemoryKnobs, Method, OnlineParams
 from trainables.params import knob
 
 
 @dataclass(frozen=True)
-class AGEMParams(TrainParams):
-    lr: float = knob(0.03, "learning rate (002's online protocol: SGD)", low=0, low_open=True)
-    optimizer: str = knob("sgd", "optimizer of the model's parameters", choices=("adam", "sgd"))
-    memory_size: int = knob(200, "samples kept over all tasks (002: 200 for MNIST permutations)", low=1)
+class AGEMParams(OnlineParams, MemoryKnobs):
     reference_batch: int = knob(64, "memory samples behind the reference gradient g_ref", low=1)
 
 

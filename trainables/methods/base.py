@@ -26,6 +26,20 @@ class TrainParams:
     optimizer: str = knob("adam", "optimizer of the model's parameters", choices=("adam", "sgd"))
 
 
+@dataclass(frozen=True)
+class OnlineParams(TrainParams):
+    """Optimizer settings of 002's online protocol: plain SGD."""
+
+    lr: float = knob(0.03, "learning rate (002's online protocol: SGD)", low=0, low_open=True)
+    optimizer: str = knob("sgd", "optimizer of the model's parameters", choices=("adam", "sgd"))
+
+
+@dataclass(frozen=True)
+class MemoryKnobs:
+    memory_size: int = knob(200, "real samples the episodic memory holds (002: 200 for MNIST permutations)",
+                            low=1)
+
+
 class Method:
     """Base class; subclasses set ``name``, ``Params`` and ``requires`` and implement ``update``."""
 

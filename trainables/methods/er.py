@@ -8,15 +8,12 @@ from dataclasses import dataclass
 
 from trainables.batch import cat, size
 from trainables.memory import Reservoir
-from trainables.methods.base import Method, TrainParams
+from trainables.methods.base import MemoryKnobs, Method, OnlineParams
 from trainables.params import knob
 
 
 @dataclass(frozen=True)
-class ERParams(TrainParams):
-    lr: float = knob(0.03, "learning rate (002's online protocol: SGD)", low=0, low_open=True)
-    optimizer: str = knob("sgd", "optimizer of the model's parameters", choices=("adam", "sgd"))
-    memory_size: int = knob(200, "samples the reservoir holds (002: 200 for MNIST permutations)", low=1)
+class ERParams(OnlineParams, MemoryKnobs):
     replay_ratio: float = knob(1.0, "β: memory samples per current sample in a batch", low=0)
 
 
