@@ -25,15 +25,16 @@ def test_the_online_stream_shows_every_training_sample_exactly_once():
         assert all((bt["task"] == task.index).all() for bt in batches)
 
 
-def test_permutations_are_fixed_by_their_seed_and_differ_across_tasks():
-    a = make_benchmark("permuted_digits", {"num_tasks": 3})
-    b = make_benchmark("permuted_digits", {"num_tasks": 3})
-    c = make_benchmark("permuted_digits", {"num_tasks": 3, "permutation_seed": 1})
-    assert all(torch.equal(p, q) for p, q in zip(a.permutations, b.permutations))
-    assert not torch.equal(a.permutations[0], a.permutations[1])
-    assert not torch.equal(a.permutations[0], c.permutations[0])
-    x1, _ = a.task_data(a.tasks[1], train=False)
-    assert torch.equal(x1, a.x_test[:, a.permutations[1]])
+def test_permutations_are_fixed_per_seed_and_differ_across_tasks():
+    bench = make_benchmark("permuted_digits", {"num_tasks": 3})
+    a, b, c = bench.for_seed(0), make_benchmark("permuted_digits", {"num_tasks": 3}).for_seed(0), bench.for_seed(1)
+    assert all(torch.equal(p, q) for p, q in zip(a.permutations, b.permutations))  # fixed for a seed
+    assert not torch.equal(a.permutations[0], a.permutations[1])  # differ across tasks
+    assert not torch.equal(a.permutations[0], c.permutations[0])  # and across seeds
+    x1, _ = c.task_data(c.tasks[1], train=False)
+    assert torch.equal(x1, c.x_test[:, c.permutations[1]])
+    fixed = make_benchmark("permuted_digits", {"num_tasks": 3, "permutation_seed": 5})
+    assert fixed.for_seed(0) is fixed and fixed.for_seed(1) is fixed  # one stream for every seed
 
 
 def test_split_digits_heads_task_and_class_incremental():

@@ -73,6 +73,7 @@ class ContinualRun:
     """
 
     def __init__(self, bench: Benchmark, method: str, params, seed: int) -> None:
+        bench = bench.for_seed(seed)
         self.bench, self.seed = bench, seed
         seed_everything(derived_seed(seed, 0))
         self.generator = torch.Generator().manual_seed(derived_seed(seed, 1))

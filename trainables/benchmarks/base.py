@@ -71,6 +71,11 @@ class Benchmark:
         """Raise ValueError naming the setting if ``config`` cannot work (e.g. data not where it says);
         runs when a space is validated, before any work."""
 
+    def for_seed(self, seed: int) -> "Benchmark":
+        """The task stream a run with this seed sees; the same for every seed unless a benchmark draws
+        its tasks per seed (e.g. the pixel permutations of permuted_digits)."""
+        return self
+
     def make_model(self) -> nn.Module:
         raise NotImplementedError
 

@@ -13,6 +13,7 @@ batches of 10; the phase ends when the stream does. The network is 002's 2×100 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Collection, Iterator
@@ -121,7 +122,8 @@ class DigitsClassification(Benchmark):
 @dataclass(frozen=True)
 class PermutedDigitsConfig(DigitsClassificationConfig):
     num_tasks: int = knob(20, "number of permutations (002: 20; many permutations: 100)", low=1)
-    permutation_seed: int = knob(0, "seed of the tasks' pixel permutations")
+    permutation_seed: int | None = knob(None, "seed of the tasks' pixel permutations (default: the run's "
+                                        "seed, so every seed sees its own permutations)")
 
 
 class PermutedDigits(DigitsClassification):
@@ -135,9 +137,19 @@ class PermutedDigits(DigitsClassification):
     }
 
     def make_tasks(self) -> list[Task]:
-        g = torch.Generator().manual_seed(self.config.permutation_seed)
-        self.permutations = [torch.randperm(64, generator=g) for _ in range(self.config.num_tasks)]
+        self.permutations = self.draw_permutations(self.config.permutation_seed or 0)
         return [Task(k + 1, f"permutation {k + 1}", tuple(range(10))) for k in range(self.config.num_tasks)]
+
+    def draw_permutations(self, seed: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        return [torch.randperm(64, generator=g) for _ in range(self.config.num_tasks)]
+
+    def for_seed(self, seed: int) -> "PermutedDigits":
+        if self.config.permutation_seed is not None:
+            return self
+        other = copy.copy(self)  # shares the data; only the permutations differ
+        other.permutations = self.draw_permutations(seed)
+        return other
 
     def task_data(self, task, train):
         x, y = (self.x_train, self.y_train) if train else (self.x_test, self.y_test)
