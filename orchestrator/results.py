@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis.load import Source
 from analysis.render import to_latex, to_markdown
-from analysis.report import SCORES, method_table, render_table, score_directions
+from analysis.report import SCORES, method_table, score_directions
 from orchestrator.spaces import Space
 from trainables.benchmarks import get_benchmark
 

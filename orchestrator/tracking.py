@@ -121,7 +121,7 @@ class Tracker:
                 continue
             ends = rows.groupby(["seed", "train_task"])["step"].transform("max")
             end_rows = rows[rows["step"] == ends]
-            for (k, j), group in end_rows.groupby(["train_task", "eval_task"]):
+            for (_, j), group in end_rows.groupby(["train_task", "eval_task"]):
                 values = group["value"].to_numpy(float)
                 step = int(group["step"].max())
                 out.append((f"{metric}/task{j}/mean", float(values.mean()), step))

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,10 +77,10 @@ def recompute(records: pd.DataFrame, config_id: str):
     rows = records[(records["config_id"] == config_id) & (records["metric"] == "fd")]
     finals, forgets = [], []
     for _, seed_rows in rows.groupby("seed"):
-        end = lambda k: seed_rows[(seed_rows["train_task"] == k)  # noqa: E731
-                                  & (seed_rows["step"] == seed_rows[seed_rows["train_task"] == k]["step"].max())]
-        r2 = end(2).set_index("eval_task")["value"]
-        r1 = end(1).set_index("eval_task")["value"]
+        ends = seed_rows.groupby("train_task")["step"].transform("max")
+        at_end = seed_rows[seed_rows["step"] == ends]
+        r1 = at_end[at_end["train_task"] == 1].set_index("eval_task")["value"]
+        r2 = at_end[at_end["train_task"] == 2].set_index("eval_task")["value"]
         finals.append((r2[1] + r2[2]) / 2)
         forgets.append(r2[1] - r1[1])
     mean_se = lambda v: (sum(v) / len(v), pd.Series(v).std(ddof=1) / math.sqrt(len(v)))  # noqa: E731
