@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from trainables.methods.agem import AGEM
 from trainables.methods.base import Method, TrainParams
+from trainables.methods.emcl import EMCL
 from trainables.methods.er import ER
 from trainables.methods.ewc import EWC
 from trainables.methods.finetune import Finetune
 from trainables.methods.ftml import FTML
+from trainables.methods.lamaml import LaMAML
 from trainables.methods.replay import Replay
 from trainables.methods.trust_region import TrustRegion
 from trainables.methods.vrmcl import VRMCL
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Finetune, EWC, Replay, TrustRegion, ER, AGEM, FTML, VRMCL)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Finetune, EWC, Replay, TrustRegion, ER, AGEM, FTML, VRMCL, EMCL, LaMAML)}
 
 
 def get_method(name: str) -> type[Method]:
