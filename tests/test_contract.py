@@ -17,7 +17,7 @@ from trainables.trainable import make_benchmark, method_params
 # small sizes, and rates every method survives on every benchmark (002's per-sample MNIST rates of 0.15-0.3
 # blow up a diffusion UNet at once)
 SMALL = {"fisher_samples": 8, "fisher_batch": 4, "buffer_per_task": 6, "memory_size": 12, "reference_batch": 4,
-         "lr": 1e-3, "inner_lr": 1e-3}
+         "lr": 1e-3, "inner_lr": 1e-3, "batches_per_example": 1, "replay_batch": 2}
 
 
 def benchmarks():

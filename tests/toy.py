@@ -38,7 +38,7 @@ class ToyRegression(Benchmark):
     name = "toy"
     Config = ToyConfig
     metrics = {"mse": MetricSpec(higher_is_better=False, cheap=True), "score": MetricSpec(higher_is_better=True)}
-    capabilities = frozenset({"generative_replay", "distillation"})
+    capabilities = frozenset({"generative_replay", "distillation", "linear_head"})
 
     def __init__(self, config: ToyConfig | None = None, device="cpu") -> None:
         super().__init__(config or ToyConfig(), device)

@@ -44,7 +44,7 @@ class DigitsClassification(Benchmark):
 
     Config = DigitsClassificationConfig
     metrics = {"accuracy": MetricSpec(higher_is_better=True, cheap=True)}
-    capabilities = frozenset()
+    capabilities = frozenset({"linear_head"})  # the MLP ends in one Linear layer (OML adapts only it)
 
     def __init__(self, config, device="cpu") -> None:
         super().__init__(config, device)

@@ -9,12 +9,17 @@ from trainables.methods.er import ER
 from trainables.methods.ewc import EWC
 from trainables.methods.finetune import Finetune
 from trainables.methods.ftml import FTML
+from trainables.methods.gem import GEM
 from trainables.methods.lamaml import LaMAML
+from trainables.methods.maml_cl import MAMLCL
+from trainables.methods.mer import MER
+from trainables.methods.oml import OML
 from trainables.methods.replay import Replay
 from trainables.methods.trust_region import TrustRegion
 from trainables.methods.vrmcl import VRMCL
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Finetune, EWC, Replay, TrustRegion, ER, AGEM, FTML, VRMCL, EMCL, LaMAML)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (
+    Finetune, EWC, Replay, TrustRegion, ER, AGEM, GEM, MER, FTML, VRMCL, EMCL, LaMAML, OML, MAMLCL)}
 
 
 def get_method(name: str) -> type[Method]:

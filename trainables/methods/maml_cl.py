@@ -1,0 +1,123 @@
+"""`maml_cl`: MAML through the sequential adaptation, "MAML+CL" (003 Eq. 1; Finn et al. 2017).
+
+003 Eq. 1: θ' = θ_0 − η ∇_{θ_0} (1/t) Σ_{i≤t} L_i(f_{θ_i}), where θ_i are the parameters after adapting
+task by task from θ_0; the meta-gradient is taken through those inner updates (second-order).
+
+On a continual stream (one update per batch, 000 §4's protocol for meta baselines): the batch is split
+into support and query halves (`halves`; a batch of one sample serves as both); starting from θ, take
+``inner_steps`` plain SGD steps of rate α on the mean support loss, θ_0 = θ, θ_{j+1} = θ_j − α∇L_S(θ_j);
+the meta-loss is the mean per-sample loss over the query half concatenated with ``replay_batch`` samples
+drawn uniformly (with replacement) from a reservoir memory of the stream, all evaluated at the adapted
+θ_K; θ is updated with the gradient of the meta-loss by the outer optimizer (rate η = ``lr``).
+
+Choices the paper leaves open, for a stream:
+- Eq. 1 averages over the tasks seen so far; the reservoir holds a uniform sample of everything seen so
+  far (the current task included, as in Eq. 1's i ≤ t), so the memory term estimates that average. Old
+  tasks' losses are evaluated at the current adapted θ_K (their own θ_i no longer exist on a stream), and
+  the differentiated adaptation is the current update's inner steps (truncated at the batch).
+  ``memory_size: 0`` turns the memory off (the meta-loss is then the current query half only).
+- second-order by default (create_graph through the inner steps, as 003); ``first_order: true`` treats
+  the inner gradients as constants (FOMAML: the meta-gradient is ∇L at θ_K, applied at θ).
+- defaults: inner SGD rate 1e-4 and outer Adam 2e-4 (000 Tables 3-4 for its meta-learning baselines),
+  one inner step (METHODS.md §2).
+- the memory is filled after each update with the whole batch (reservoir sampling); the draws happen
+  before the inner steps. Diffusion attention runs in its plain (double-differentiable) form in
+  second-order mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainables.batch import Batch, cat, halves, size
+from trainables.fisher import parameters_of, plain_attention
+from trainables.memory import Reservoir
+from trainables.methods.base import Method, TrainParams
+from trainables.params import knob
+
+
+@dataclass(frozen=True)
+class QueryMemoryKnobs:
+    """A reservoir memory of the stream whose samples join the query of a meta-update."""
+
+    memory_size: int = knob(200, "real samples the reservoir memory holds (002: 200); 0: no memory", low=0)
+    replay_batch: int = knob(10, "memory samples added to the query half in each meta-loss", low=0)
+
+
+@dataclass(frozen=True)
+class MAMLCLParams(TrainParams, QueryMemoryKnobs):
+    lr: float = knob(2e-4, "η: outer (meta) learning rate (000 Tables 3-4: Adam 2e-4)", low=0, low_open=True)
+    inner_lr: float = knob(1e-4, "α: SGD rate of the inner steps (000 Tables 3-4: 1e-4)", low=0, low_open=True)
+    inner_steps: int = knob(1, "inner SGD steps on the support half per update", low=1)
+    first_order: bool = knob(False, "drop the second-order terms (FOMAML); default: differentiate through "
+                             "the inner steps")
+
+
+def functional(model: nn.Module, params: dict[str, torch.Tensor]):
+    """``model`` answering with ``params`` (name → tensor) in place of its own parameters; a callable with
+    the module's signature, so benchmarks' losses accept it."""
+
+    def call(*args, **kwargs):
+        return torch.func.functional_call(model, params, args, kwargs)
+
+    return call
+
+
+class WithQueryMemory(Method):
+    """Support/query halves of a batch and the reservoir whose samples join the query."""
+
+    def __init__(self, params, model, bench, generator):
+        super().__init__(params, model, bench, generator)
+        self.memory = Reservoir(params.memory_size, generator) if params.memory_size > 0 else None
+
+    def split(self, batch: Batch) -> tuple[Batch, Batch]:
+        """(support, meta-target): the support half, and the query half joined by memory samples."""
+        support, query = halves(batch)
+        if size(query) == 0:
+            query = support
+        m = min(self.params.replay_batch, len(self.memory)) if self.memory is not None else 0
+        return support, (cat(query, self.memory.sample(m)) if m else query)
+
+    def remember(self, batch: Batch) -> None:
+        if self.memory is not None:
+            self.memory.add(batch)
+
+    def apply(self, grads: list[torch.Tensor]) -> None:
+        """Outer step with the given gradients of the model's parameters."""
+        self.optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(parameters_of(self.model).values(), grads):
+            p.grad = g.detach().clone()
+        self.optimizer.step()
+
+
+class MAMLCL(WithQueryMemory):
+    name = "maml_cl"
+    Params = MAMLCLParams
+
+    def meta_gradient(self, support: Batch, target: Batch) -> tuple[list[torch.Tensor], dict[str, float]]:
+        """∇_θ L_target(θ_K) through the inner steps (first-order: with the inner gradients held fixed)."""
+        p = self.params
+        params = parameters_of(self.model)
+        second = not p.first_order
+        adapted = dict(params)
+        with plain_attention(self.model) if second else contextlib.nullcontext():
+            for j in range(p.inner_steps):
+                inner = self.bench.loss(functional(self.model, adapted), support, self.generator).mean()
+                if j == 0:
+                    support_loss = inner.item()
+                grads = torch.autograd.grad(inner, list(adapted.values()), create_graph=second)
+                adapted = {k: w - p.inner_lr * g for (k, w), g in zip(adapted.items(), grads)}
+            meta = self.bench.loss(functional(self.model, adapted), target, self.generator).mean()
+            grads = torch.autograd.grad(meta, list(params.values()))
+        return list(grads), {"loss": meta.item(), "support_loss": support_loss}
+
+    def update(self, batch):
+        support, target = self.split(batch)
+        grads, out = self.meta_gradient(support, target)
+        self.apply(grads)
+        self.remember(batch)
+        return out
