@@ -18,6 +18,12 @@ from trainables.benchmarks.base import Benchmark, Task
 from trainables.params import knob
 
 
+def with_params(model: nn.Module, params: dict[str, torch.Tensor]):
+    """``model`` answering with ``params`` (name -> tensor) in place of its own parameters (buffers
+    unchanged): a callable with the module's signature, so a benchmark's loss accepts it (inner loops)."""
+    return lambda *args, **kwargs: torch.func.functional_call(model, params, args, kwargs)
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """Optimizer settings every method has."""

@@ -55,11 +55,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call
 
 from trainables.batch import size, take
 from trainables.fisher import parameters_of
-from trainables.methods.base import Method, OnlineParams
+from trainables.methods.base import Method, OnlineParams, with_params
 from trainables.params import knob
 
 
@@ -88,10 +87,6 @@ class EMCLParams(OnlineParams):
     alpha_max: float = knob(300.0, "cap of α after each Eq. 8 update; with compounding the outer step "
                             "fraction α·λ·h stays <= λ·r·max(α0, alpha_max)", low=0, low_open=True)
 
-
-def call_with(model: torch.nn.Module, params: dict[str, torch.Tensor]):
-    """``model`` with ``params`` substituted for its parameters (buffers kept), as a callable."""
-    return lambda *args, **kwargs: functional_call(model, params, args, kwargs)
 
 
 class EMCL(Method):
@@ -130,7 +125,7 @@ class EMCL(Method):
         for i in range(size(batch)):
             leaf = {k: t.detach().requires_grad_(True) for k, t in theta.items()}
             sample = take(batch, slice(i, i + 1))
-            loss = self.bench.loss(call_with(self.model, leaf), sample, self.generator).sum()
+            loss = self.bench.loss(with_params(self.model, leaf), sample, self.generator).sum()
             grads = torch.autograd.grad(loss, list(leaf.values()), allow_unused=True)
             total += loss.item()
             for (k, t), g in zip(leaf.items(), grads):

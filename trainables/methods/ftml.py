@@ -46,15 +46,12 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.func import functional_call
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trainables.batch import Batch, cat, halves, size, take
-from trainables.fisher import parameters_of
+from trainables.fisher import parameters_of, plain_attention
 from trainables.generative_replay import GenerativeReplay, ReplayKnobs
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, TrainParams
+from trainables.methods.base import MemoryKnobs, Method, TrainParams, with_params
 from trainables.params import knob
 
 
@@ -87,10 +84,6 @@ class Episode:
     query: Batch
     query_replay: Batch | None
 
-
-def at(model: nn.Module, params: dict[str, torch.Tensor]):
-    """``model`` called with ``params`` in place of its parameters (its buffers unchanged)."""
-    return lambda *args, **kwargs: functional_call(model, params, args, kwargs)
 
 
 class FTML(Method):
@@ -152,13 +145,13 @@ class FTML(Method):
         Draws (loss noise, timesteps) come from the run's generator: support first, then query.
         Second order runs attention in the math backend of scaled_dot_product_attention, the one whose
         backward is itself differentiable (the fused kernels have no double backward)."""
-        attention = sdpa_kernel(SDPBackend.MATH) if self.params.second_order else contextlib.nullcontext()
+        attention = plain_attention(self.model) if self.params.second_order else contextlib.nullcontext()
         with attention:
             return self._meta_gradient(params, ep)
 
     def _meta_gradient(self, params, ep):
         p, names, leaves = self.params, list(params), list(params.values())
-        support_loss = self.bench.loss(at(self.model, params), ep.support, self.generator).mean()
+        support_loss = self.bench.loss(with_params(self.model, params), ep.support, self.generator).mean()
         inner = torch.autograd.grad(support_loss, leaves, create_graph=p.second_order, allow_unused=True)
         if p.second_order:
             adapted = {n: t if g is None else t - p.inner_lr * g for n, t, g in zip(names, leaves, inner)}
@@ -166,7 +159,7 @@ class FTML(Method):
             with torch.no_grad():
                 adapted = {n: (t if g is None else t - p.inner_lr * g).clone().requires_grad_()
                            for n, t, g in zip(names, leaves, inner)}
-        query_model = at(self.model, adapted)
+        query_model = with_params(self.model, adapted)
         query_loss = self.bench.loss(query_model, ep.query, self.generator).mean()
         out = {"loss": query_loss.item(), "support": support_loss.item()}
         outer = query_loss

@@ -43,12 +43,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call
 
 from trainables.batch import cat, size, take
 from trainables.fisher import parameters_of
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, OnlineParams
+from trainables.methods.base import MemoryKnobs, Method, OnlineParams, with_params
 from trainables.params import knob
 
 
@@ -67,10 +66,6 @@ class LaMAMLParams(OnlineParams, MemoryKnobs):
     clip_norm: float = knob(0.0, "clip the norms of ∇θ and of ∇α of the meta-loss, each as a whole, before "
                             "the steps (0: off; authors' code: 2.0)", low=0)
 
-
-def call_with(model: torch.nn.Module, params: dict[str, torch.Tensor]):
-    """``model`` with ``params`` substituted for its parameters (buffers kept), as a callable."""
-    return lambda *args, **kwargs: functional_call(model, params, args, kwargs)
 
 
 def _clip(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
@@ -95,7 +90,7 @@ class LaMAML(Method):
         """(θk, mean inner loss): one step θ − max(0, α)·∇ℓ per sample, differentiable in θ0 and α."""
         fast, total = dict(theta), 0.0
         for i in range(size(batch)):
-            loss = self.bench.loss(call_with(self.model, fast), take(batch, slice(i, i + 1)),
+            loss = self.bench.loss(with_params(self.model, fast), take(batch, slice(i, i + 1)),
                                    self.generator).sum()
             grads = torch.autograd.grad(loss, list(fast.values()), create_graph=self.params.second_order,
                                         allow_unused=True)
@@ -110,7 +105,7 @@ class LaMAML(Method):
         fast, inner_loss = self.adapt(batch, theta)
         replayed = len(self.memory) > 0 and p.replay_batch > 0
         meta_batch = cat(batch, self.memory.sample(p.replay_batch)) if replayed else batch
-        meta_loss = self.bench.loss(call_with(self.model, fast), meta_batch, self.generator).mean()
+        meta_loss = self.bench.loss(with_params(self.model, fast), meta_batch, self.generator).mean()
         names = list(theta)
         grads = torch.autograd.grad(meta_loss, [theta[k] for k in names] + [self.alpha[k] for k in names],
                                     allow_unused=True)

@@ -31,12 +31,11 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from trainables.batch import Batch, cat, halves, size
 from trainables.fisher import parameters_of, plain_attention
 from trainables.memory import Reservoir
-from trainables.methods.base import Method, TrainParams
+from trainables.methods.base import Method, TrainParams, with_params
 from trainables.params import knob
 
 
@@ -56,15 +55,6 @@ class MAMLCLParams(TrainParams, QueryMemoryKnobs):
     first_order: bool = knob(False, "drop the second-order terms (FOMAML); default: differentiate through "
                              "the inner steps")
 
-
-def functional(model: nn.Module, params: dict[str, torch.Tensor]):
-    """``model`` answering with ``params`` (name → tensor) in place of its own parameters; a callable with
-    the module's signature, so benchmarks' losses accept it."""
-
-    def call(*args, **kwargs):
-        return torch.func.functional_call(model, params, args, kwargs)
-
-    return call
 
 
 class WithQueryMemory(Method):
@@ -106,12 +96,12 @@ class MAMLCL(WithQueryMemory):
         adapted = dict(params)
         with plain_attention(self.model) if second else contextlib.nullcontext():
             for j in range(p.inner_steps):
-                inner = self.bench.loss(functional(self.model, adapted), support, self.generator).mean()
+                inner = self.bench.loss(with_params(self.model, adapted), support, self.generator).mean()
                 if j == 0:
                     support_loss = inner.item()
                 grads = torch.autograd.grad(inner, list(adapted.values()), create_graph=second)
                 adapted = {k: w - p.inner_lr * g for (k, w), g in zip(adapted.items(), grads)}
-            meta = self.bench.loss(functional(self.model, adapted), target, self.generator).mean()
+            meta = self.bench.loss(with_params(self.model, adapted), target, self.generator).mean()
             grads = torch.autograd.grad(meta, list(params.values()))
         return list(grads), {"loss": meta.item(), "support_loss": support_loss}
 

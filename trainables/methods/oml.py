@@ -30,8 +30,8 @@ from torch import nn
 
 from trainables.batch import Batch, size, take
 from trainables.fisher import parameters_of
-from trainables.methods.base import OnlineParams
-from trainables.methods.maml_cl import QueryMemoryKnobs, WithQueryMemory, functional
+from trainables.methods.base import OnlineParams, with_params
+from trainables.methods.maml_cl import QueryMemoryKnobs, WithQueryMemory
 from trainables.params import knob
 
 
@@ -72,7 +72,7 @@ class OML(WithQueryMemory):
         adapted = dict(parameters_of(self.model))
         total = 0.0
         for j in range(size(support)):
-            loss = self.bench.loss(functional(self.model, adapted), take(support, slice(j, j + 1)),
+            loss = self.bench.loss(with_params(self.model, adapted), take(support, slice(j, j + 1)),
                                    self.generator).mean()
             grads = torch.autograd.grad(loss, [adapted[k] for k in self.head], create_graph=second)
             for k, g in zip(self.head, grads):
@@ -83,7 +83,7 @@ class OML(WithQueryMemory):
     def update(self, batch):
         support, target = self.split(batch)
         adapted, support_loss = self.adapt(support)
-        meta = self.bench.loss(functional(self.model, adapted), target, self.generator).mean()
+        meta = self.bench.loss(with_params(self.model, adapted), target, self.generator).mean()
         grads = torch.autograd.grad(meta, list(parameters_of(self.model).values()))
         self.apply(list(grads))
         self.remember(batch)
