@@ -269,6 +269,7 @@ def _run(space: Space, folder: Path, state: dict, restore: bool) -> dict:
     from ray.tune.search.optuna import OptunaSearch
 
     from trainables.benchmarks import get_benchmark
+    from trainables.trainable import benchmark_config
 
     name = folder.name
     bench_cls = get_benchmark(space.benchmark)
@@ -283,6 +284,7 @@ def _run(space: Space, folder: Path, state: dict, restore: bool) -> dict:
     recorder = _make_recorder(tracker, state["parent_run_id"], folder / "records", space.num_tasks,
                               list(space.seeds), space.benchmark, directions)
 
+    bench_cls.prepare(benchmark_config(space.benchmark, space.benchmark_params))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():

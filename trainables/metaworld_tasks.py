@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import uuid
+import warnings
 import zipfile
 from functools import lru_cache
 from importlib.metadata import version
@@ -27,6 +29,20 @@ CW10 = ("hammer-v3", "push-wall-v3", "faucet-close-v3", "push-back-v3", "stick-p
         "handle-press-side-v3", "push-v3", "shelf-place-v3", "window-close-v3", "peg-unplug-side-v3")
 MAX_STEPS = 200
 OBS_DIM, ACT_DIM = 39, 4
+# the x, y, z slots of the observation: hand, object 1, object 2 (current and previous frame), goal
+POSITION_SLOTS = (0, 4, 11, 18, 22, 29, 36)
+HAND_LOW, HAND_HIGH = np.array([-0.5, 0.4, 0.05]), np.array([0.5, 1.0, 0.5])  # Meta-World's hand workspace
+
+
+def normalize_observations(obs: np.ndarray) -> np.ndarray:
+    """Positions mapped by the fixed hand workspace [HAND_LOW, HAND_HIGH] -> [-1, 1]; the gripper opening and
+    the quaternions are already within [-1, 1]. The same map for every task, so it never shifts under a
+    continual learner (a normaliser fitted per task would)."""
+    out = np.array(obs, dtype=np.float32, copy=True)
+    center, half = (HAND_HIGH + HAND_LOW) / 2, (HAND_HIGH - HAND_LOW) / 2
+    for i in POSITION_SLOTS:
+        out[..., i:i + 3] = (out[..., i:i + 3] - center) / half
+    return out
 
 
 @lru_cache(maxsize=16)
@@ -37,6 +53,46 @@ def _task_set(task: str, seed: int):
     mt = metaworld.MT1(task, seed=seed)
     env = mt.train_classes[task]()
     return env, mt.train_tasks
+
+
+def make_envs(task: str, n: int) -> list:
+    """n fresh environments of a task (about 0.1 s and 26 MB each), to be set up by ``reset_env``."""
+    env, _ = _task_set(task, 0)
+    return [type(env)() for _ in range(n)]
+
+
+def reset_env(env, task: str, seed: int, episode: int) -> np.ndarray:
+    """Reset ``env`` to episode ``episode`` of (task, seed): goal variant episode mod 50, its own reset seed."""
+    _, variants = _task_set(task, seed)
+    env.set_task(variants[episode % len(variants)])
+    obs, _ = env.reset(seed=seed * 100_003 + episode)
+    return obs
+
+
+class EpisodeBatch:
+    """Episodes of one task stepped together, one environment each; an episode ends on success or after
+    ``max_steps`` steps, and its environment is no longer stepped."""
+
+    def __init__(self, envs: list, task: str, seed: int, episodes: list[int], max_steps: int = MAX_STEPS) -> None:
+        self.envs, self.max_steps = envs[:len(episodes)], max_steps
+        self.obs = np.stack([reset_env(e, task, seed, i) for e, i in zip(self.envs, episodes)]).astype(np.float32)
+        self.active = np.ones(len(episodes), dtype=bool)
+        self.success = np.zeros(len(episodes), dtype=bool)
+        self.steps = 0
+
+    def step(self, actions: np.ndarray) -> None:
+        """Apply ``actions`` (K, 4), clipped to [-1, 1], to the active episodes."""
+        actions = np.clip(actions, -1.0, 1.0).astype(np.float32)
+        for i in np.flatnonzero(self.active):
+            obs, _, terminated, truncated, info = self.envs[i].step(actions[i])
+            self.obs[i] = obs
+            if info.get("success"):
+                self.success[i] = True
+            if self.success[i] or terminated or truncated:
+                self.active[i] = False
+        self.steps += 1
+        if self.steps >= self.max_steps:
+            self.active[:] = False
 
 
 def expert(task: str):
@@ -51,10 +107,8 @@ def expert(task: str):
 
 def reset(task: str, seed: int, episode: int):
     """The environment of episode ``episode``, reset to its goal variant and seed; returns (env, obs)."""
-    env, variants = _task_set(task, seed)
-    env.set_task(variants[episode % len(variants)])
-    obs, _ = env.reset(seed=seed * 100_003 + episode)
-    return env, obs
+    env, _ = _task_set(task, seed)
+    return env, reset_env(env, task, seed, episode)
 
 
 def expert_episode(task: str, seed: int, episode: int) -> dict[str, np.ndarray]:
@@ -76,22 +130,34 @@ def expert_episode(task: str, seed: int, episode: int) -> dict[str, np.ndarray]:
 
 
 def _episode(args: tuple[str, int, int]) -> dict[str, np.ndarray]:
-    return expert_episode(*args)
+    with warnings.catch_warnings():  # several scripted policies warn that their gains exceed [-1, 1]
+        warnings.filterwarnings("ignore", message="Constant.*may be too high")
+        return expert_episode(*args)
 
 
 def collect(task: str, episodes: int, seed: int, workers: int = 1) -> dict[str, np.ndarray]:
     """``episodes`` expert episodes of ``task`` (in ``workers`` processes), packed: obs (ΣT, 39), act
     (ΣT, 4), starts (episodes + 1,) offsets, success (episodes,)."""
-    jobs = [(task, seed, e) for e in range(episodes)]
-    if workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            eps = pool.map(_episode, jobs, chunksize=max(1, episodes // (4 * workers)))
+    return collect_many([(task, episodes, seed)], workers)[0]
+
+
+def collect_many(requests: list[tuple[str, int, int]], workers: int = 1) -> list[dict[str, np.ndarray]]:
+    """``collect`` for several (task, episodes, seed) at once, all episodes in one pool of workers."""
+    jobs = [(task, seed, e) for task, episodes, seed in requests for e in range(episodes)]
+    if workers > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+            eps = pool.map(_episode, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
     else:
         eps = [_episode(j) for j in jobs]
-    lengths = [len(e["obs"]) for e in eps]
-    return {"obs": np.concatenate([e["obs"] for e in eps]), "act": np.concatenate([e["act"] for e in eps]),
-            "starts": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            "success": np.array([e["success"] for e in eps], dtype=bool)}
+    out, first = [], 0
+    for _, episodes, _ in requests:
+        part, first = eps[first:first + episodes], first + episodes
+        lengths = [len(e["obs"]) for e in part]
+        out.append({"obs": np.concatenate([e["obs"] for e in part]),
+                    "act": np.concatenate([e["act"] for e in part]),
+                    "starts": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                    "success": np.array([e["success"] for e in part], dtype=bool)})
+    return out
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -124,13 +190,25 @@ def load(path: Path) -> dict[str, np.ndarray] | None:
 
 def demonstrations(task: str, episodes: int, seed: int, folder: Path, workers: int = 1) -> dict[str, np.ndarray]:
     """Cached expert demonstrations: loaded when the cache file is sound, else generated and written."""
-    path = cache_path(folder, task, episodes, seed)
-    arrays = load(path)
-    if arrays is not None:
-        return arrays
-    arrays = collect(task, episodes, seed, workers)
+    return ensure_demonstrations([(task, episodes, seed)], folder, workers)[0]
+
+
+def ensure_demonstrations(requests: list[tuple[str, int, int]], folder: Path,
+                          workers: int = 1) -> list[dict[str, np.ndarray]]:
+    """``demonstrations`` of several (task, episodes, seed); the missing or damaged ones are generated
+    together in one pool of workers."""
+    paths = [cache_path(folder, *r) for r in requests]
+    found = [load(p) for p in paths]
+    missing = [i for i, arrays in enumerate(found) if arrays is None]
+    for i, arrays in zip(missing, collect_many([requests[i] for i in missing], workers)):
+        _write(paths[i], arrays)
+        found[i] = arrays
+    return found
+
+
+def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically: a reader sees the old file, the new one, or none, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{multiprocessing.current_process().pid}.tmp.npz")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.npz")
     np.savez(tmp, checksum=np.array(_checksum(arrays)), **arrays)
     tmp.replace(path)
-    return arrays

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task
+from trainables.benchmarks.continual_world import ContinualWorld
 from trainables.benchmarks.digits_classification import PermutedDigits, SplitDigits
 from trainables.benchmarks.imagenet32 import ImageNet32
 from trainables.benchmarks.split_digits_diffusion import SplitDigitsDiffusion
 
 BENCHMARKS: dict[str, type[Benchmark]] = {
-    b.name: b for b in (SplitDigitsDiffusion, ImageNet32, PermutedDigits, SplitDigits)}
+    b.name: b for b in (SplitDigitsDiffusion, ImageNet32, PermutedDigits, SplitDigits, ContinualWorld)}
 
 
 def get_benchmark(name: str) -> type[Benchmark]:

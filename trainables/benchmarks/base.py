@@ -71,6 +71,11 @@ class Benchmark:
         """Raise ValueError naming the setting if ``config`` cannot work (e.g. data not where it says);
         runs when a space is validated, before any work."""
 
+    @classmethod
+    def prepare(cls, config: Protocol) -> None:
+        """Fill the on-disk data caches the runs will read (e.g. generated demonstrations); the orchestrator
+        calls it once before trials start, so concurrent trials do not all generate the same data."""
+
     def for_seed(self, seed: int) -> "Benchmark":
         """The task stream a run with this seed sees; the same for every seed unless a benchmark draws
         its tasks per seed (e.g. the pixel permutations of permuted_digits)."""

@@ -1,0 +1,342 @@
+"""Continual-World CW10 with a diffusion policy (000 §4.2, C.2): `continual_world`.
+
+Tasks: the first ``num_tasks`` of hammer, push-wall, faucet-close, push-back, stick-pull, handle-press-side,
+push, shelf-place, window-close, peg-unplug-side, from the ``metaworld`` package 3.1.1. Its tasks are
+``-v3``; the paper used ``-v1``, so success rates are comparable between runs of this benchmark, not with
+the paper's numbers. Observations 39-D; their positions are mapped to [-1, 1] by
+Meta-World's fixed hand workspace (``normalize_obs``; one map for all tasks, as a normaliser fitted per task
+would shift under the learner), actions 4-D clipped to [-1, 1] (Meta-World's action space, so the paper's
+rescaling is the identity), episodes of at most 200 steps, success = the environment's success flag.
+
+Data: ``demos_per_task`` episodes of Meta-World's scripted expert per task (paper: 2,500), generated in
+``demo_workers`` processes and cached on disk (trainables/metaworld_tasks.py); failed expert episodes are
+dropped unless ``successful_demos_only`` is off. A training sample is one time step t of a demonstration:
+the observations t−H+1..t (H = ``obs_horizon``, 6) and the actions t−H+1..t−H+S (S = ``seq_len``, 8),
+repeating the episode's first or last step past its ends (Chi et al. 2023).
+
+Policy: ε-prediction diffusion over the action sequence with the 1D FiLM U-Net of trainables/policy_unet.py
+conditioned on the flattened observation history; diffusers' DDPM schedule (1000 steps) for training, DDIM
+(η = 0, ``ddim_steps``; paper: 50) for sampling. Per-sample loss: mean over the S×4 action entries of the
+noise MSE (the scaling the paper's λ = 12 assumes). Acting: sample a sequence from the last H observations
+and execute its actions H..H+A−1 (A = ``action_chunk``, 2), then sample again.
+
+Evaluation: ``success``, the fraction of ``eval_rollouts`` episodes (paper: 100) that succeed; the K episodes
+of a task are stepped together, one batched policy call for all still-running episodes per chunk; the
+episodes (goal variants, reset seeds) and the sampling noise are fixed by ``eval_seed``, so the same
+parameters always give the same number. ``denoise_loss``: the noise MSE on held-out expert episodes (drawn
+with ``eval_seed``) at fixed timesteps and noise; cheap, so it runs on the dense grid.
+
+Replay (methods `replay`, `trust_region`, `ftml`, `vrmcl`): the frozen teacher policy supplies the action
+targets. With ``replay_source: rollouts`` (default, as the paper, which keeps 2,500 rollouts per task and no
+expert data of old tasks) the replay buffer holds (observation history, action sequence) pairs the teacher
+produced while acting in the old task's environment, one pair per policy call, from fresh episodes; with
+``replay_source: demos`` it holds observation histories of the old task's demonstrations, relabelled with the
+teacher's sampled actions. The buffer size (the method's ``buffer_per_task``) counts pairs; one 200-step
+rollout gives up to 100 of them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Collection, Iterator
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+from torch import nn
+
+from trainables import metaworld_tasks as mw
+from trainables.batch import Batch
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir
+from trainables.params import knob
+from trainables.policy_unet import ConditionalUnet1D
+
+
+@dataclass(frozen=True)
+class ContinualWorldConfig(Protocol):
+    steps_per_task: int = knob(2000, "optimizer steps per task (paper: 50,000)", low=1)
+    batch_size: int = knob(128, "samples of the current task per batch (paper: 256)", low=1)
+    eval_every: int = knob(1000, "evaluate every seen task every this many steps", low=1)
+    dense_until: int = knob(64, "also evaluate denoise_loss 1, 2, 4, ... steps into each task up to here", low=0)
+    num_tasks: int = knob(10, "the first this many CW10 tasks", low=1, high=10)
+    demos_per_task: int = knob(200, "scripted-expert episodes generated per task (paper: 2,500)", low=1)
+    successful_demos_only: bool = knob(True, "train only on the expert episodes that succeeded")
+    demo_seed: int = knob(0, "seed of the demonstration episodes (goal variants and resets)")
+    demo_workers: int = knob(2, "processes that generate demonstrations (1: in this process)", low=1)
+    heldout_demos: int = knob(10, "held-out expert episodes per task for denoise_loss (seed eval_seed)", low=1)
+    normalize_obs: bool = knob(True, "map positions in the observations by Meta-World's fixed hand workspace "
+                               "to [-1, 1] (the same map for every task)")
+    obs_horizon: int = knob(6, "H: observations the policy is conditioned on (paper: 6)", low=1)
+    action_chunk: int = knob(2, "A: actions executed per policy call (paper: 2)", low=1)
+    seq_len: int = knob(8, "S: length of the predicted action sequence (paper: 8); S >= H - 1 + A", low=1)
+    channels: list = knob([64, 128, 256], "U-Net widths, one per level (paper: [256, 512, 1024])")
+    kernel_size: int = knob(5, "Conv1D kernel size (paper: 5)", low=1)
+    norm_groups: int = knob(8, "GroupNorm groups (paper: 8)", low=1)
+    time_dim: int = knob(128, "timestep embedding width (paper: 512)", low=2)
+    attention_levels: list = knob([], "encoder levels (0-based) with self-attention (paper: [1, 2])")
+    attention_heads: int = knob(8, "heads of the self-attention blocks (paper: 8)", low=1)
+    num_train_timesteps: int = knob(1000, "DDPM timesteps", low=2)
+    beta_schedule: str = knob("squaredcos_cap_v2", "DDPM β schedule",
+                              choices=("linear", "scaled_linear", "squaredcos_cap_v2"))
+    ddim_steps: int = knob(10, "DDIM steps per policy call in evaluation (paper: 50)", low=1)
+    replay_ddim_steps: int = knob(10, "DDIM steps per teacher call when making replay data", low=1)
+    replay_source: str = knob("rollouts", "where replayed observations come from: the teacher's own rollouts "
+                              "in the old task's environment, or the old task's demonstrations",
+                              choices=("rollouts", "demos"))
+    eval_rollouts: int = knob(20, "K: evaluation episodes per task, stepped together (paper: 100)", low=1)
+    eval_seed: int = knob(1234, "seed of the evaluation episodes and sampling noise", low=0)
+    max_episode_steps: int = knob(mw.MAX_STEPS, "episode length limit in evaluation and replay rollouts "
+                                  "(CW10: 200)", low=1, high=mw.MAX_STEPS)
+    env_cache: int = knob(64, "environments kept alive between evaluations (about 26 MB each)", low=0)
+
+
+def _randn(shape: tuple, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator).to(device)
+
+
+def window_index(starts: np.ndarray, horizon: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every step t of every episode (episode i spans starts[i]..starts[i+1]-1): the row indices of the
+    observations t-H+1..t, shape (N, H), and of the actions t-H+1..t-H+S, shape (N, S), clamped to the
+    episode, into the packed arrays."""
+    obs_rows, act_rows = [], []
+    for begin, end in zip(starts[:-1], starts[1:]):
+        t = np.arange(begin, end)[:, None]
+        obs_rows.append(np.clip(t + np.arange(-horizon + 1, 1), begin, end - 1))
+        act_rows.append(np.clip(t + np.arange(-horizon + 1, seq_len - horizon + 1), begin, end - 1))
+    return np.concatenate(obs_rows), np.concatenate(act_rows)
+
+
+class TaskData:
+    """The training (or held-out) windows of one task, as tensors."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], config: ContinualWorldConfig, keep_failed: bool) -> None:
+        starts, success = arrays["starts"], arrays["success"]
+        keep = np.ones_like(success) if keep_failed else success
+        if not keep.any():
+            raise ValueError("continual_world: no successful expert episode to train on; raise demos_per_task "
+                             "or set successful_demos_only: false")
+        kept = [np.arange(starts[i], starts[i + 1]) for i in np.flatnonzero(keep)]
+        rows = np.concatenate(kept)
+        lengths = np.array([len(k) for k in kept])
+        obs_idx, act_idx = window_index(np.concatenate([[0], np.cumsum(lengths)]), config.obs_horizon,
+                                        config.seq_len)
+        obs = arrays["obs"][rows]
+        self.obs = torch.from_numpy(mw.normalize_observations(obs) if config.normalize_obs else obs)
+        self.act = torch.from_numpy(arrays["act"][rows])
+        self.obs_idx, self.act_idx = torch.from_numpy(obs_idx), torch.from_numpy(act_idx)
+        self.episodes, self.expert_success = int(keep.sum()), float(success.mean())
+
+    def __len__(self) -> int:
+        return len(self.obs_idx)
+
+    def windows(self, idx: torch.Tensor) -> Batch:
+        return {"obs": self.obs[self.obs_idx[idx]], "act": self.act[self.act_idx[idx]]}
+
+
+class ContinualWorld(Benchmark):
+    name = "continual_world"
+    Config = ContinualWorldConfig
+    metrics = {"success": MetricSpec(higher_is_better=True),
+               "denoise_loss": MetricSpec(higher_is_better=False, cheap=True)}
+    capabilities = frozenset({"generative_replay", "distillation", "timesteps"})
+    presets = {
+        # The first 3 CW10 tasks at laptop scale: one method and seed in a few minutes on 2 CPU cores.
+        "cw_mini": {"num_tasks": 3, "demos_per_task": 30, "steps_per_task": 600, "batch_size": 64,
+                    "eval_every": 300, "dense_until": 32, "channels": [32, 64, 128], "time_dim": 64,
+                    "ddim_steps": 8, "replay_ddim_steps": 8, "eval_rollouts": 10, "heldout_demos": 5},
+        # All 10 tasks, laptop-sized network.
+        "cw10": {},
+        # 000 Table 4 and C.2.1: 83.27M parameters; needs a GPU.
+        "cw10_paper": {"demos_per_task": 2500, "steps_per_task": 50_000, "batch_size": 256, "eval_every": 50_000,
+                       "dense_until": 1024, "channels": [256, 512, 1024], "time_dim": 512,
+                       "attention_levels": [1, 2], "ddim_steps": 50, "replay_ddim_steps": 50,
+                       "eval_rollouts": 100, "demo_workers": 8},
+        # For tests: seconds per run.
+        "tiny": {"num_tasks": 2, "demos_per_task": 3, "steps_per_task": 4, "batch_size": 8, "eval_every": 2,
+                 "dense_until": 1, "channels": [16, 32], "time_dim": 16, "ddim_steps": 2, "replay_ddim_steps": 2,
+                 "eval_rollouts": 2, "heldout_demos": 1, "max_episode_steps": 20, "demo_workers": 1,
+                 "successful_demos_only": False},
+    }
+
+    def __init__(self, config: ContinualWorldConfig, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device)
+        self.tasks = [Task(k + 1, name) for k, name in enumerate(mw.CW10[:config.num_tasks])]
+        self.scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
+                                       beta_schedule=config.beta_schedule, clip_sample=True)
+        self._alphas = self.scheduler.alphas_cumprod.to(self.device)
+        self._train: dict[str, TaskData] = {}
+        self._heldout: dict[str, TaskData] = {}
+        self._envs: OrderedDict[str, list] = OrderedDict()
+
+    @classmethod
+    def check(cls, config: ContinualWorldConfig) -> None:
+        ch, levels = config.channels, config.attention_levels
+        if not ch or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in ch):
+            raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: a non-empty list of positive "
+                             "integers")
+        if any(c % config.norm_groups for c in ch):
+            raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: widths divisible by "
+                             f"norm_groups ({config.norm_groups})")
+        if config.seq_len % 2 ** (len(ch) - 1):
+            raise ValueError(f"benchmark.seq_len: {config.seq_len} is not allowed with {len(ch)} levels; allowed: "
+                             f"a multiple of {2 ** (len(ch) - 1)}")
+        if config.seq_len < config.obs_horizon - 1 + config.action_chunk:
+            raise ValueError(f"benchmark.seq_len: {config.seq_len} is not allowed; allowed: at least obs_horizon "
+                             f"- 1 + action_chunk = {config.obs_horizon - 1 + config.action_chunk}")
+        if not all(isinstance(i, int) and 0 <= i < len(ch) for i in levels):
+            raise ValueError(f"benchmark.attention_levels: {levels!r} is not allowed; allowed: levels 0 to "
+                             f"{len(ch) - 1}")
+        if any(ch[i] % config.attention_heads for i in levels):
+            raise ValueError(f"benchmark.attention_heads: {config.attention_heads} is not allowed; allowed: a "
+                             "divisor of the widths of the attention levels")
+        if config.time_dim % 2:
+            raise ValueError(f"benchmark.time_dim: {config.time_dim} is not allowed; allowed: an even number")
+        if config.eval_seed == config.demo_seed:
+            raise ValueError(f"benchmark.eval_seed: {config.eval_seed} is not allowed; allowed: a seed other than "
+                             "demo_seed (evaluation episodes must be held out)")
+
+    @classmethod
+    def prepare(cls, config: ContinualWorldConfig) -> None:
+        """Generate and cache every task's demonstrations (once, before trials start)."""
+        tasks = mw.CW10[:config.num_tasks]
+        requests = [(t, config.demos_per_task, config.demo_seed) for t in tasks]
+        requests += [(t, config.heldout_demos, config.eval_seed) for t in tasks]
+        mw.ensure_demonstrations(requests, cache_dir(config), config.demo_workers)
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def data(self, task: Task, train: bool = True) -> TaskData:
+        """The task's training windows (demonstrations) or held-out windows, loaded from the cache."""
+        c = self.config
+        store = self._train if train else self._heldout
+        if task.name not in store:
+            n, seed = (c.demos_per_task, c.demo_seed) if train else (c.heldout_demos, c.eval_seed)
+            arrays = mw.demonstrations(task.name, n, seed, cache_dir(c), c.demo_workers)
+            store[task.name] = TaskData(arrays, c, keep_failed=not (train and c.successful_demos_only))
+        return store[task.name]
+
+    def _to_device(self, batch: Batch) -> Batch:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def train_batches(self, task: Task, generator) -> Iterator[Batch]:
+        data, bs = self.data(task), self.config.batch_size
+        while True:
+            order = torch.randperm(len(data), generator=generator)
+            for start in range(0, max(1, len(order) - bs + 1), bs):
+                yield self._to_device(data.windows(order[start:start + bs]))
+
+    def train_sample(self, task: Task, n: int, generator) -> Batch:
+        data = self.data(task)
+        reps = -(-n // len(data))
+        order = torch.cat([torch.randperm(len(data), generator=generator) for _ in range(reps)])[:n]
+        return self._to_device(data.windows(order))
+
+    # -- model and losses ---------------------------------------------------------------------------------------
+    def make_model(self) -> nn.Module:
+        c = self.config
+        return ConditionalUnet1D(mw.ACT_DIM, c.obs_horizon * mw.OBS_DIM, list(c.channels), c.kernel_size,
+                                 c.norm_groups, c.time_dim, list(c.attention_levels), c.attention_heads
+                                 ).to(self.device)
+
+    def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
+        low, high = t_range or (0, self.config.num_train_timesteps)
+        t = torch.randint(low, high, (len(x0),), generator=generator).to(self.device)
+        noise = _randn(tuple(x0.shape), generator, self.device)
+        a = self._alphas[t].view(-1, 1, 1)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
+
+    def loss(self, model, batch: Batch, generator, t_range=None) -> torch.Tensor:
+        x_t, t, noise = self._noised(batch["act"], generator, t_range)
+        pred = model(x_t, t, batch["obs"].flatten(1))
+        return ((pred - noise) ** 2).flatten(1).mean(1)
+
+    def distill_loss(self, student, teacher, batch: Batch, generator) -> torch.Tensor:
+        x_t, t, _ = self._noised(batch["act"], generator, None)
+        cond = batch["obs"].flatten(1)
+        with torch.no_grad():
+            target = teacher(x_t, t, cond)
+        return ((student(x_t, t, cond) - target) ** 2).flatten(1).mean(1)
+
+    @torch.no_grad()
+    def sample(self, model: nn.Module, obs: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
+        """DDIM (η = 0) action sequences (B, S, 4) in [-1, 1] for observation histories (B, H, 39)."""
+        ddim = DDIMScheduler.from_config(self.scheduler.config)
+        ddim.set_timesteps(steps)
+        cond = obs.to(self.device).flatten(1)
+        x = _randn((len(obs), self.config.seq_len, mw.ACT_DIM), generator, self.device)
+        was_training = model.training
+        model.eval()
+        for t in ddim.timesteps:
+            x = ddim.step(model(x, t.to(self.device), cond), t, x).prev_sample
+        model.train(was_training)
+        return x.clamp(-1, 1)
+
+    # -- acting -------------------------------------------------------------------------------------------------
+    def envs(self, task: Task, n: int) -> list:
+        """n environments of the task, kept (least recently used first out) up to ``env_cache`` in all."""
+        pool = self._envs.pop(task.name, [])
+        if len(pool) < n:
+            pool += mw.make_envs(task.name, n - len(pool))
+        self._envs[task.name] = pool
+        while self._envs and sum(map(len, self._envs.values())) > self.config.env_cache:
+            self._envs.popitem(last=False)  # the caller still holds the returned ones
+        return pool[:n]
+
+    def rollouts(self, model: nn.Module, task: Task, seed: int, episodes: list[int], steps: int,
+                 generator: torch.Generator, pairs: list | None = None) -> np.ndarray:
+        """Act with ``model`` in the given episodes of the task, all stepped together (one policy call per
+        chunk for the running ones); returns each episode's success. ``pairs`` collects the (observation
+        history, sampled action sequence) of every call."""
+        c = self.config
+        batch = mw.EpisodeBatch(self.envs(task, len(episodes)), task.name, seed, episodes, c.max_episode_steps)
+        observe = mw.normalize_observations if c.normalize_obs else (lambda o: o.astype(np.float32))
+        history = np.repeat(observe(batch.obs)[:, None], c.obs_horizon, axis=1)
+        while batch.active.any():
+            running = np.flatnonzero(batch.active)
+            obs = torch.from_numpy(history[running])
+            actions = self.sample(model, obs, steps, generator)
+            if pairs is not None:
+                pairs.append((obs, actions.cpu()))
+            chunk = np.zeros((len(episodes), c.action_chunk, mw.ACT_DIM), dtype=np.float32)
+            chunk[running] = actions[:, c.obs_horizon - 1:c.obs_horizon - 1 + c.action_chunk].cpu().numpy()
+            for j in range(c.action_chunk):
+                before = batch.active.copy()
+                batch.step(chunk[:, j])
+                history[before] = np.concatenate([history[before, 1:], observe(batch.obs[before])[:, None]], axis=1)
+                if not batch.active.any():
+                    break
+        return batch.success
+
+    def replay(self, teacher, task: Task, n: int, generator) -> Batch:
+        c = self.config
+        if c.replay_source == "demos":
+            obs = self.train_sample(task, n, generator)["obs"]
+            return {"obs": obs, "act": self.sample(teacher, obs, c.replay_ddim_steps, generator)}
+        seed = int(torch.randint(2 ** 31 - 1, (1,), generator=generator))  # fresh episodes every refresh
+        pairs: list = []
+        first = 0
+        while sum(len(o) for o, _ in pairs) < n:
+            episodes = list(range(first, first + c.eval_rollouts))
+            self.rollouts(teacher, task, seed, episodes, c.replay_ddim_steps, generator, pairs)
+            first += c.eval_rollouts
+        obs, act = torch.cat([o for o, _ in pairs]), torch.cat([a for _, a in pairs])
+        keep = torch.randperm(len(obs), generator=generator)[:n]
+        return self._to_device({"obs": obs[keep], "act": act[keep]})
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model, task: Task, metrics: Collection[str]) -> dict[str, float]:
+        c = self.config
+        generator = torch.Generator().manual_seed(c.eval_seed * 1000 + task.index)
+        out: dict[str, float] = {}
+        if "denoise_loss" in metrics:
+            held = self.data(task, train=False)
+            was_training = model.training
+            model.eval()
+            out["denoise_loss"] = float(self.loss(model, self._to_device(held.windows(torch.arange(len(held)))),
+                                                  generator).mean())
+            model.train(was_training)
+        if "success" in metrics:
+            success = self.rollouts(model, task, c.eval_seed, list(range(c.eval_rollouts)), c.ddim_steps, generator)
+            out["success"] = float(success.mean())
+        return out
