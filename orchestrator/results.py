@@ -41,6 +41,8 @@ def write_results(table: pd.DataFrame, folder: Path, space: Space) -> dict[str, 
     higher = get_benchmark(space.benchmark).metrics[metric].higher_is_better
     title = (f"{space.name}: {metric} ({'higher' if higher else 'lower'} is better), mean ± standard error "
              f"over seeds {', '.join(map(str, space.seeds))}; forgetting > 0 is worse\n\n")
+    note = get_benchmark(space.benchmark).results_note
+    title += f"{note}\n\n" if note else ""
     paths = {"csv": folder / "results.csv", "md": folder / "results.md", "tex": folder / "results.tex"}
     paths["csv"].write_text(table.to_csv(index=False, lineterminator="\n"))
     directions = score_directions(higher)

@@ -23,6 +23,7 @@ SMALL = {"fisher_samples": 8, "fisher_batch": 4, "buffer_per_task": 6, "memory_s
 def benchmarks():
     return {"toy": lambda: ToyRegression(ToyConfig(steps_per_task=4, eval_every=2)),
             "split_digits_diffusion": lambda: make_benchmark("split_digits_diffusion", {"preset": "tiny"}),
+            "continual_world": lambda: make_benchmark("continual_world", {"preset": "tiny"}),
             "permuted_digits": lambda: make_benchmark("permuted_digits", {"preset": "tiny", "steps_per_task": 6,
                                                                           "eval_every": 3})}
 

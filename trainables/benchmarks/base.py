@@ -60,6 +60,7 @@ class Benchmark:
     presets: ClassVar[dict[str, dict]] = {}
     metrics: ClassVar[dict[str, MetricSpec]] = {}
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    results_note: ClassVar[str] = ""  # a caveat printed under every results table of this benchmark
 
     def __init__(self, config: Protocol, device: torch.device | str = "cpu") -> None:
         self.config = config
