@@ -60,6 +60,8 @@ def test_the_policy_predicts_one_noise_per_action_and_attention_supports_double_
     ({"attention_levels": [2]}, "benchmark.attention_levels"),
     ({"num_tasks": 11}, "benchmark.num_tasks"),
     ({"replay_source": "expert"}, "benchmark.replay_source"),
+    ({"kernel_size": 4}, "benchmark.kernel_size"),
+    ({"ddim_steps": 2000}, "benchmark.ddim_steps"),
 ])
 def test_bad_settings_name_the_field(values, field):
     with pytest.raises(ValueError, match=field):
@@ -78,6 +80,39 @@ def test_batched_rollouts_step_every_episode_until_it_ends():
     again = mw.EpisodeBatch(envs, "push-wall-v3", 5, [0, 1, 2])
     assert np.array_equal(again.obs, first)  # the same episodes after reuse of the environments
     assert not np.array_equal(first[0], first[1])
+    # Meta-World's reset ignores its seed: episode 50 must come from a new draw of goal variants
+    beyond = mw.EpisodeBatch(envs, "push-wall-v3", 5, [50, 100])
+    assert not np.array_equal(beyond.obs[0], first[0]) and not np.array_equal(beyond.obs[1], beyond.obs[0])
+
+
+def test_the_policy_sees_the_last_h_observations_and_executes_the_chunk_at_step_t(monkeypatch):
+    """H = 3, A = 2, S = 8: at step t the history is t-2..t and the entries at positions 2, 3 are executed."""
+    bench = tiny(normalize_obs=False, obs_horizon=3, action_chunk=2, seq_len=8, max_episode_steps=6)
+    made, seen = [], []
+
+    class Counting:  # an environment whose observation is the step count, recording the actions it takes
+        def __init__(self, envs, task, seed, episodes, max_steps):
+            self.obs = np.zeros((len(episodes), 39), np.float32)
+            self.active, self.success = np.ones(len(episodes), bool), np.zeros(len(episodes), bool)
+            self.steps, self.max_steps, self.taken = 0, max_steps, []
+            made.append(self)
+
+        def step(self, actions):
+            self.taken.append(float(actions[0, 0]))
+            self.steps += 1
+            self.obs[:] = self.steps
+            self.active[:] = self.steps < self.max_steps
+
+    def positions(model, obs, steps, generator):  # entry s of every sampled sequence is s / 10
+        seen.append(obs[0, :, 0].tolist())
+        return (torch.arange(8.0) / 10).view(1, 8, 1).expand(len(obs), 8, 4)
+
+    monkeypatch.setattr(mw, "EpisodeBatch", Counting)
+    monkeypatch.setattr(bench, "sample", positions)
+    monkeypatch.setattr(bench, "envs", lambda task, n: [None] * n)
+    bench.rollouts(None, bench.tasks[0], 0, [0, 1], 2, torch.Generator())
+    assert seen == [[0, 0, 0], [0, 1, 2], [2, 3, 4]]
+    assert made[0].taken == pytest.approx([0.2, 0.3] * 3)
 
 
 def test_evaluation_is_deterministic_for_fixed_parameters():
@@ -89,8 +124,16 @@ def test_evaluation_is_deterministic_for_fixed_parameters():
     second = bench.evaluate(model, task, ["success", "denoise_loss"])
     other = tiny().evaluate(model, task, ["success", "denoise_loss"])  # a fresh benchmark, new environments
     assert first == second == other and set(first) == {"success", "denoise_loss"}
-    trained = bench.make_model()
-    assert bench.evaluate(trained, task, ["denoise_loss"]) != first["denoise_loss"]
+    assert bench.evaluate(model, task, ["denoise_loss"]) == {"denoise_loss": first["denoise_loss"]}
+    assert bench.evaluate(bench.make_model(), task, ["denoise_loss"]) != {"denoise_loss": first["denoise_loss"]}
+    # the untrained policy never succeeds in 20 steps, so compare what it did: every call's input and output
+    runs = []
+    for bench_ in (bench, tiny()):
+        pairs = []
+        bench_.rollouts(model, task, 1234, [0, 1], 2, torch.Generator().manual_seed(5), pairs)
+        runs.append(pairs)
+    assert len(runs[0]) == 10 and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                                      for a, b in zip(*runs))
 
 
 @pytest.mark.parametrize("source", ["rollouts", "demos"])

@@ -3,8 +3,9 @@
 The groundwork of the `continual_world` benchmark (000 §4.2, C.2). The `metaworld` package (3.1.1) ships
 the tasks as ``-v3``; the paper used ``-v1``, so absolute success rates need not match it. Observations
 are 39-D, actions 4-D clipped to [-1, 1], episodes at most 200 steps, success = the environment's flag.
-Each episode e of a task uses Meta-World's goal variant e mod 50 (MT1's train tasks, drawn from the
-seed) and resets the environment with its own seed, so an episode is fixed by (task, seed, e).
+Each episode e of a task uses goal variant e mod 50 of MT1's train tasks drawn from (seed, e // 50)
+(Meta-World's reset ignores its seed: the variant is what makes episodes differ), so an episode is fixed
+by (task, seed, e) and the first 50 episodes are MT1's own for that seed.
 
 Demonstrations are generated in worker processes and cached on disk as one ``.npz`` per
 (task, episodes, seed, metaworld version), written atomically with a checksum of its arrays; a damaged
@@ -28,6 +29,7 @@ import numpy as np
 CW10 = ("hammer-v3", "push-wall-v3", "faucet-close-v3", "push-back-v3", "stick-pull-v3",
         "handle-press-side-v3", "push-v3", "shelf-place-v3", "window-close-v3", "peg-unplug-side-v3")
 MAX_STEPS = 200
+VARIANTS = 50  # goal variants in one MT1 draw
 OBS_DIM, ACT_DIM = 39, 4
 # the x, y, z slots of the observation: hand, object 1, object 2 (current and previous frame), goal
 POSITION_SLOTS = (0, 4, 11, 18, 22, 29, 36)
@@ -45,12 +47,14 @@ def normalize_observations(obs: np.ndarray) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=16)
-def _task_set(task: str, seed: int):
-    """(env, goal variants) of a task, built once per process (building MT1 takes about a second)."""
+@lru_cache(maxsize=64)
+def _task_set(task: str, seed: int, block: int = 0):
+    """(env, goal variants) of a task, built once per process (building MT1 takes about a second). Block 0
+    holds MT1's 50 train variants drawn from ``seed``; block b > 0 those drawn from a seed derived from
+    (seed, b), so episodes beyond the 50th are new ones."""
     import metaworld
 
-    mt = metaworld.MT1(task, seed=seed)
+    mt = metaworld.MT1(task, seed=seed if block == 0 else seed * 7_919 + block * 1_000_003)
     env = mt.train_classes[task]()
     return env, mt.train_tasks
 
@@ -62,9 +66,10 @@ def make_envs(task: str, n: int) -> list:
 
 
 def reset_env(env, task: str, seed: int, episode: int) -> np.ndarray:
-    """Reset ``env`` to episode ``episode`` of (task, seed): goal variant episode mod 50, its own reset seed."""
-    _, variants = _task_set(task, seed)
-    env.set_task(variants[episode % len(variants)])
+    """Reset ``env`` to episode ``episode`` of (task, seed): goal variant ``episode`` mod 50 of block
+    ``episode`` // 50. Meta-World's reset ignores its seed argument: the variant fixes the episode."""
+    _, variants = _task_set(task, seed, episode // VARIANTS)
+    env.set_task(variants[episode % VARIANTS])
     obs, _ = env.reset(seed=seed * 100_003 + episode)
     return obs
 
@@ -170,7 +175,7 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def cache_path(folder: Path, task: str, episodes: int, seed: int) -> Path:
     key = {"task": task, "episodes": episodes, "seed": seed, "metaworld": version("metaworld"),
-           "max_steps": MAX_STEPS, "format": 1}
+           "max_steps": MAX_STEPS, "format": 1 if episodes <= VARIANTS else 2}  # 2: variants beyond 50
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(folder) / f"cw-demos-{task}-{episodes}-{seed}-{digest}.npz"
 
