@@ -38,7 +38,7 @@ class Protocol:
     eval_every: int = knob(50, "evaluate every seen task on every metric every this many steps", low=1)
     dense_until: int = knob(16, "also evaluate the cheap metrics 1, 2, 4, ... steps into each task up to "
                             "this step (0: off); steps-to-re-converge is only as fine as this grid", low=0)
-    cache_dir: str = knob("", "where trained evaluation networks are cached (default: "
+    cache_dir: str = knob("", "where trained evaluation networks and generated data are cached (default: "
                           "$CLSWEEP_CACHE_DIR or ~/.cache/clsweep)")
 
 
