@@ -37,12 +37,11 @@ def results_table(source: Source, metas: list[dict], space: Space) -> pd.DataFra
 
 def write_results(table: pd.DataFrame, folder: Path, space: Space) -> dict[str, Path]:
     """results.csv (numbers), results.md and results.tex ("mean±se" cells, best in bold)."""
-    metric = space.objective.metric
-    higher = get_benchmark(space.benchmark).metrics[metric].higher_is_better
+    metric, bench_cls = space.objective.metric, get_benchmark(space.benchmark)
+    higher = bench_cls.metrics[metric].higher_is_better
     title = (f"{space.name}: {metric} ({'higher' if higher else 'lower'} is better), mean ± standard error "
              f"over seeds {', '.join(map(str, space.seeds))}; forgetting > 0 is worse\n\n")
-    note = get_benchmark(space.benchmark).results_note
-    title += f"{note}\n\n" if note else ""
+    title += f"{bench_cls.results_note}\n\n" if bench_cls.results_note else ""
     paths = {"csv": folder / "results.csv", "md": folder / "results.md", "tex": folder / "results.tex"}
     paths["csv"].write_text(table.to_csv(index=False, lineterminator="\n"))
     directions = score_directions(higher)

@@ -48,6 +48,22 @@ def cache_dir(config: Protocol) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def randn(shape: tuple, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Gaussian noise drawn by a CPU generator, then moved: the same numbers on every device."""
+    return torch.randn(shape, generator=generator).to(device)
+
+
+def check_levels(channels, attention_levels) -> None:
+    """A U-Net's ``channels`` (one positive width per level) and its ``attention_levels`` (0-based, within
+    them); raises ValueError naming the setting."""
+    if not channels or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
+        raise ValueError(f"benchmark.channels: {channels!r} is not allowed; allowed: a non-empty list of positive "
+                         "integers")
+    if not all(isinstance(i, int) and 0 <= i < len(channels) for i in attention_levels):
+        raise ValueError(f"benchmark.attention_levels: {attention_levels!r} is not allowed; allowed: levels 0 to "
+                         f"{len(channels) - 1}")
+
+
 class Benchmark:
     """An ordered stream of tasks, the network that learns it, its losses and its evaluation.
 

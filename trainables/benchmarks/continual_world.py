@@ -50,7 +50,7 @@ from torch import nn
 
 from trainables import metaworld_tasks as mw
 from trainables.batch import Batch
-from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels, randn
 from trainables.params import knob
 from trainables.policy_unet import ConditionalUnet1D
 
@@ -94,10 +94,6 @@ class ContinualWorldConfig(Protocol):
                           "(about 26 MB each; a miss costs about 0.1 s per environment)", low=0)
 
 
-def _randn(shape: tuple, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.randn(shape, generator=generator).to(device)
-
-
 def window_index(starts: np.ndarray, horizon: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """For every step t of every episode (episode i spans starts[i]..starts[i+1]-1): the row indices of the
     observations t-H+1..t, shape (N, H), and of the actions t-H+1..t-H+S, shape (N, S), clamped to the
@@ -128,7 +124,6 @@ class TaskData:
         self.obs = torch.from_numpy(mw.normalize_observations(obs) if config.normalize_obs else obs)
         self.act = torch.from_numpy(arrays["act"][rows])
         self.obs_idx, self.act_idx = torch.from_numpy(obs_idx), torch.from_numpy(act_idx)
-        self.episodes, self.expert_success = int(keep.sum()), float(success.mean())
 
     def __len__(self) -> int:
         return len(self.obs_idx)
@@ -173,13 +168,12 @@ class ContinualWorld(Benchmark):
         self._train: dict[str, TaskData] = {}
         self._heldout: dict[str, TaskData] = {}
         self._envs: OrderedDict[str, list] = OrderedDict()
+        self._samplers: dict[int, DDIMScheduler] = {}
 
     @classmethod
     def check(cls, config: ContinualWorldConfig) -> None:
         ch, levels = config.channels, config.attention_levels
-        if not ch or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in ch):
-            raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: a non-empty list of positive "
-                             "integers")
+        check_levels(ch, levels)
         if any(c % config.norm_groups for c in ch):
             raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: widths divisible by "
                              f"norm_groups ({config.norm_groups})")
@@ -189,9 +183,6 @@ class ContinualWorld(Benchmark):
         if config.seq_len < config.obs_horizon - 1 + config.action_chunk:
             raise ValueError(f"benchmark.seq_len: {config.seq_len} is not allowed; allowed: at least obs_horizon "
                              f"- 1 + action_chunk = {config.obs_horizon - 1 + config.action_chunk}")
-        if not all(isinstance(i, int) and 0 <= i < len(ch) for i in levels):
-            raise ValueError(f"benchmark.attention_levels: {levels!r} is not allowed; allowed: levels 0 to "
-                             f"{len(ch) - 1}")
         if any(ch[i] % config.attention_heads for i in levels):
             raise ValueError(f"benchmark.attention_heads: {config.attention_heads} is not allowed; allowed: a "
                              "divisor of the widths of the attention levels")
@@ -253,7 +244,7 @@ class ContinualWorld(Benchmark):
     def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
         low, high = t_range or (0, self.config.num_train_timesteps)
         t = torch.randint(low, high, (len(x0),), generator=generator).to(self.device)
-        noise = _randn(tuple(x0.shape), generator, self.device)
+        noise = randn(tuple(x0.shape), generator, self.device)
         a = self._alphas[t].view(-1, 1, 1)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
 
@@ -269,13 +260,20 @@ class ContinualWorld(Benchmark):
             target = teacher(x_t, t, cond)
         return ((student(x_t, t, cond) - target) ** 2).flatten(1).mean(1)
 
+    def _ddim(self, steps: int) -> DDIMScheduler:
+        """The DDIM sampler of ``steps`` steps, built once (sampling runs once per action chunk)."""
+        if steps not in self._samplers:
+            ddim = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
+            ddim.set_timesteps(steps)
+            self._samplers[steps] = ddim
+        return self._samplers[steps]
+
     @torch.no_grad()
     def sample(self, model: nn.Module, obs: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
         """DDIM (η = 0) action sequences (B, S, 4) in [-1, 1] for observation histories (B, H, 39)."""
-        ddim = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
-        ddim.set_timesteps(steps)
+        ddim = self._ddim(steps)
         cond = obs.to(self.device).flatten(1)
-        x = _randn((len(obs), self.config.seq_len, mw.ACT_DIM), generator, self.device)
+        x = randn((len(obs), self.config.seq_len, mw.ACT_DIM), generator, self.device)
         was_training = model.training
         model.eval()
         for t in ddim.timesteps:

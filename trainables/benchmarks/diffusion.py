@@ -25,7 +25,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import nn
 
 from trainables.batch import Batch
-from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels, randn
 from trainables.frechet import frechet_distance
 from trainables.params import knob
 
@@ -45,10 +45,6 @@ class DiffusionConfig(Protocol):
     eval_samples_per_class: int = knob(50, "generated images per class for fd and gen_acc", low=2)
     eval_seed: int = knob(1234, "seed of the evaluation noise (same noise at every evaluation)")
     classifier_epochs: int = knob(30, "epochs of the feature classifier behind fd and gen_acc", low=1)
-
-
-def _randn(shape: tuple, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.randn(shape, generator=generator).to(device)
 
 
 def _randint(high: tuple[int, int], n: int, generator: torch.Generator, device: torch.device):
@@ -86,10 +82,8 @@ class ClassConditionalDiffusion(Benchmark):
 
     @classmethod
     def check(cls, config: DiffusionConfig) -> None:
-        ch, levels = config.channels, config.attention_levels
-        if not ch or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in ch):
-            raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: a non-empty list of positive "
-                             "integers")
+        ch = config.channels
+        check_levels(ch, config.attention_levels)
         groups = norm_groups(ch)
         if any(c % groups for c in ch):
             raise ValueError(f"benchmark.channels: {ch!r} is not allowed; allowed: widths divisible by "
@@ -97,9 +91,6 @@ class ClassConditionalDiffusion(Benchmark):
         if cls.image_size % 2 ** (len(ch) - 1):
             raise ValueError(f"benchmark.channels: {len(ch)} levels is not allowed for {cls.image_size}x"
                              f"{cls.image_size} images; allowed: at most {cls.image_size.bit_length()} levels")
-        if not all(isinstance(i, int) and 0 <= i < len(ch) for i in levels):
-            raise ValueError(f"benchmark.attention_levels: {levels!r} is not allowed; allowed: levels 0 to "
-                             f"{len(ch) - 1}")
         if config.classes_per_task * config.num_tasks > cls.max_classes:
             raise ValueError(f"benchmark.num_tasks: {config.num_tasks} tasks of {config.classes_per_task} classes "
                              f"is not allowed; allowed: classes_per_task * num_tasks <= {cls.max_classes}")
@@ -136,7 +127,7 @@ class ClassConditionalDiffusion(Benchmark):
 
     def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
         t = _randint(t_range or (0, self.config.num_train_timesteps), len(x0), generator, self.device)
-        noise = _randn(tuple(x0.shape), generator, self.device)
+        noise = randn(tuple(x0.shape), generator, self.device)
         a = self._alphas[t].view(-1, 1, 1, 1)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
 
@@ -158,7 +149,7 @@ class ClassConditionalDiffusion(Benchmark):
         """DDIM (η = 0) samples for the given class labels, clipped to [-1, 1]."""
         ddim = DDIMScheduler.from_config(self.scheduler.config)
         ddim.set_timesteps(steps)
-        x = _randn((len(labels), *self.image_shape), generator, self.device)
+        x = randn((len(labels), *self.image_shape), generator, self.device)
         was_training = model.training
         model.eval()
         for t in ddim.timesteps:
