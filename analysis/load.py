@@ -1,20 +1,25 @@
 """Records of one sweep, from a records file (CSV or Parquet) or from an MLflow store (read only).
 
 A sweep in MLflow is the experiment named after it; its parent run (tag level=sweep) holds the records
-as the artifact ``records.csv`` and the objective as params; the configuration runs carry each
-configuration's status. Nothing here writes to MLflow.
+as the artifact ``records.csv`` and the objective and each metric's direction (``direction.<metric>`` =
+max|min) as params; the configuration runs carry each configuration's status. Nothing here writes to
+MLflow. No torch: the schema comes from core.records.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
-from trainables.records import read, read_csv, validate
+from analysis.directions import from_params
+from core.errors import InputError
+from core.records import read, read_csv, validate
 
 
 @dataclass
@@ -27,6 +32,7 @@ class Source:
     seeds: list[int] = field(default_factory=list)  # the seeds every configuration should have
     num_tasks: int | None = None
     configs: dict[str, dict] = field(default_factory=dict)  # config_id -> {method, status, error}
+    directions: dict[str, bool] = field(default_factory=dict)  # metric -> higher is better (sweep metadata)
     tracking_uri: str = ""
     parent_run_id: str = ""
 
@@ -34,44 +40,49 @@ class Source:
 def from_file(path: str) -> Source:
     """A records file from anywhere: the seeds every configuration should have are all seeds present."""
     if not Path(path).exists():
-        raise ValueError(f"--records: no such file {path}")
-    records = read(path)
+        raise InputError(f"--records: no such file {path}")
+    try:
+        records = read(path)
+    except InputError:
+        raise
+    except ValueError as err:  # an unreadable or malformed records file is bad input, not a bug
+        raise InputError(str(err)) from err
     return Source(records=records, name=Path(path).stem, seeds=sorted(int(s) for s in records["seed"].unique()))
 
 
-def sweep_tracking_uri(name: str, runs_dir: str, tracking_uri: str | None) -> str:
-    state = Path(runs_dir) / name / "sweep.json"
-    if tracking_uri:
-        return tracking_uri
-    if state.exists():
-        return json.loads(state.read_text())["tracking_uri"]
-    raise ValueError(f"--sweep: no sweep named {name} in {Path(runs_dir).resolve()} (give --runs-dir, or "
-                     "--tracking-uri of the MLflow server that holds it)")
+def from_sweep(name: str, tracking_uri: str, record_files: Iterable[str | Path] = ()) -> Source:
+    """The records of sweep ``name`` from the MLflow store at ``tracking_uri`` (the caller, which knows
+    where the sweep's folder is, resolves it).
 
-
-def from_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = None) -> Source:
-    """The records of sweep ``name`` from its MLflow store (the local one in runs/NAME by default)."""
+    The records are the parent run's ``records.csv``; only when that artifact does not exist (the sweep
+    has not finished) are they ``record_files`` (the per-configuration records written so far), with a
+    one-line note on stderr. Any other failure (store unreachable, download failed) propagates.
+    Directions come from the parent run's params ``direction.<metric>``."""
     from mlflow.tracking import MlflowClient
 
-    uri = sweep_tracking_uri(name, runs_dir, tracking_uri)
+    uri = str(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        raise ValueError(f"--sweep: no experiment named {name} in {uri}")
+        raise InputError(f"--sweep: no experiment named {name} in {uri}")
     parents = client.search_runs([exp.experiment_id], "tags.level = 'sweep'", max_results=1)
     if not parents:
-        raise ValueError(f"--sweep: experiment {name} in {uri} has no sweep run")
+        raise InputError(f"--sweep: experiment {name} in {uri} has no sweep run")
     parent = parents[0]
     params = parent.data.params
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(parent.info.run_id, "records.csv", tmp)
-            records = validate(read_csv(path))
-        except Exception:  # not finished yet: what the driver wrote so far, when this is its machine
-            local = sorted((Path(runs_dir) / name / "records").glob("*.csv"))
-            if not local:
-                raise ValueError(f"--sweep: sweep {name} has no records yet") from None
-            records = validate(pd.concat([read_csv(p) for p in local], ignore_index=True))
+    run_id = parent.info.run_id
+    if any(a.path == "records.csv" for a in client.list_artifacts(run_id)):
+        with tempfile.TemporaryDirectory() as tmp:
+            records = validate(read_csv(client.download_artifacts(run_id, "records.csv", tmp)))
+    else:  # not finished yet: what the driver wrote so far, when this is its machine
+        local = [Path(f) for f in record_files]
+        if not local:
+            raise InputError(f"--sweep: sweep {name} has no records yet (no records.csv in its parent run, "
+                             "no per-configuration record files)")
+        where = os.path.commonpath([str(f.parent) for f in local])
+        print(f"note: sweep {name} has no records.csv yet (not finished); using the {len(local)} "
+              f"per-configuration record files in {where}", file=sys.stderr)
+        records = validate(pd.concat([read_csv(f) for f in local], ignore_index=True))
     configs = client.search_runs([exp.experiment_id], "tags.level = 'configuration'", max_results=10_000)
     return Source(
         records=records, name=name,
@@ -81,4 +92,4 @@ def from_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = Non
         configs={r.data.tags.get("config_id", ""): {"method": r.data.tags.get("method", ""),
                                                      "status": r.data.tags.get("status", ""),
                                                      "error": r.data.tags.get("error", "")} for r in configs},
-        tracking_uri=uri, parent_run_id=parent.info.run_id)
+        directions=from_params(params), tracking_uri=uri, parent_run_id=run_id)

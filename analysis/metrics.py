@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.errors import InputError
+
 _KEYS = ("method", "config_id", "benchmark", "sweep", "seed", "metric")
 
 
@@ -26,20 +28,20 @@ def result_matrix(records: pd.DataFrame, num_tasks: int | None = None) -> np.nda
     for key in _KEYS:
         if key in records.columns and records[key].nunique(dropna=False) > 1:
             values = sorted(map(str, records[key].unique()))
-            raise ValueError(f"result_matrix: records must hold one {key}, got {', '.join(values)}")
+            raise InputError(f"result_matrix: records must hold one {key}, got {', '.join(values)}")
     n = int(records["train_task"].max()) if num_tasks is None and len(records) else (num_tasks or 0)
     R = np.full((n, n), np.nan)
     if not len(records):
         return R
     k, j = records["train_task"].to_numpy(), records["eval_task"].to_numpy()
     if k.min() < 1 or j.min() < 1 or k.max() > n:
-        raise ValueError(f"result_matrix: tasks must lie in 1..{n} (numbered from 1)")
+        raise InputError(f"result_matrix: tasks must lie in 1..{n} (numbered from 1)")
     if (j > k).any():
-        raise ValueError("result_matrix: eval_task exceeds train_task (only seen tasks are evaluated)")
+        raise InputError("result_matrix: eval_task exceeds train_task (only seen tasks are evaluated)")
     dup = records.duplicated(["train_task", "step", "eval_task"])
     if dup.any():
         row = records[dup].iloc[0]
-        raise ValueError(f"result_matrix: duplicate records for train_task {row['train_task']}, "
+        raise InputError(f"result_matrix: duplicate records for train_task {row['train_task']}, "
                          f"step {row['step']}, eval_task {row['eval_task']}")
     last_step = records.groupby("train_task")["step"].transform("max")
     final = records[records["step"] == last_step]
@@ -51,13 +53,13 @@ def _check(R: np.ndarray, entries: list[tuple[int, int]], name: str) -> None:
     """Raise ValueError naming the first missing (k, j) entry (1-based) among ``entries``."""
     for k, j in entries:
         if np.isnan(R[k - 1, j - 1]):
-            raise ValueError(f"{name}: R[k={k}, j={j}] is missing (task {j} after training task {k})")
+            raise InputError(f"{name}: R[k={k}, j={j}] is missing (task {j} after training task {k})")
 
 
 def _size(R: np.ndarray, name: str) -> int:
     R = np.asarray(R)
     if R.ndim != 2 or R.shape[0] != R.shape[1] or R.shape[0] == 0:
-        raise ValueError(f"{name}: R must be a non-empty square matrix, got shape {R.shape}")
+        raise InputError(f"{name}: R must be a non-empty square matrix, got shape {R.shape}")
     return R.shape[0]
 
 

@@ -8,7 +8,6 @@ config_id where the method has several (and benchmark/sweep where those vary).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ from matplotlib.figure import Figure
 from analysis import table
 from analysis.metrics import result_matrix
 from analysis.reconverge import phase_starts
+from core import stats
+from core.errors import InputError
 
 FORMATS = (".png", ".svg")
 
@@ -48,25 +49,24 @@ def _configs(records: pd.DataFrame, metric: str) -> list[tuple[str, pd.DataFrame
 
 
 def _seed_stats(evals: pd.DataFrame, label: str) -> pd.DataFrame:
-    """Per step: mean over the seeds evaluated there, SE = sd(ddof=1)/sqrt(n) (NaN if n < 2), n. A NaN
-    value makes that step's mean and SE NaN."""
+    """Per step (the index): core.stats.mean_se over the seeds evaluated there: ``mean``, ``se``
+    (the sample SD over sqrt(n), NaN if n < 2) and ``n``. A NaN value makes that step's mean and SE NaN."""
     dup = evals.duplicated(["seed", "step"])
     if dup.any():
-        row = evals[dup].iloc[0]
-        raise ValueError(f"task_curves: {label}: several values for seed {row['seed']} at step {row['step']}")
-    values = evals.assign(value=evals["value"].astype(float), nan=evals["value"].isna())
-    stats = values.groupby("step").agg(mean=("value", "mean"), sd=("value", "std"), n=("value", "size"),
-                                       nan=("nan", "any"))
-    stats.loc[stats["nan"], ["mean", "sd"]] = np.nan
-    stats["se"] = stats["sd"] / np.sqrt(stats["n"])   # std is NaN for n == 1
-    return stats
+        seed, step = evals.loc[dup, "seed"].iloc[0], evals.loc[dup, "step"].iloc[0]
+        raise InputError(f"task_curves: {label}: several values for seed {seed} at step {step}")
+    values = evals["value"].astype(float)
+    per_step = {step: stats.mean_se(group) for step, group in values.groupby(evals["step"], sort=True)}
+    out = pd.DataFrame.from_dict(per_step, orient="index", columns=["mean", "se", "n"])
+    out.index.name = "step"
+    return out.astype({"mean": float, "se": float, "n": int})
 
 
 def task_curves(records: pd.DataFrame, metric: str, task: int = 1, ax: Axes | None = None,
                 path: str | Path | None = None) -> Figure:
     """Task ``task``'s ``metric`` over global steps (000 Figure 2): one line per configuration, the
-    seed mean at each step, with a ± standard-error band (ddof=1; none where one seed) and the task
-    transitions s_k (k >= 2, from the records of each run) as dashed vertical lines.
+    seed mean at each step, with a ± standard-error band (core.stats.mean_se; none where one seed) and
+    the task transitions s_k (k >= 2, from the records of each run) as dashed vertical lines.
 
     Draws into ``ax`` when given (returning its figure), else a new figure; saves it to ``path`` when
     given (see ``save``). The line of a configuration has that label, its band gid "band:<label>", the
@@ -86,17 +86,17 @@ def task_curves(records: pd.DataFrame, metric: str, task: int = 1, ax: Axes | No
         evals = cfg[(cfg["metric"] == metric) & (cfg["eval_task"] == task)]
         if evals.empty:
             continue
-        stats = _seed_stats(evals, label)
-        steps = stats.index.to_numpy(float)
-        mean, se = stats["mean"].to_numpy(), stats["se"].to_numpy()
+        curve = _seed_stats(evals, label)
+        steps = curve.index.to_numpy(float)
+        mean, se = curve["mean"].to_numpy(), curve["se"].to_numpy()
         (line,) = ax.plot(steps, mean, label=label)
-        if (stats["n"] > 1).any():
+        if (curve["n"] > 1).any():
             band = ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.25,
                                    linewidth=0)
             band.set_gid(f"band:{label}")
         drawn += 1
     if not drawn:
-        raise ValueError(f"task_curves: task {task} has no {metric!r} evaluation in the records")
+        raise InputError(f"task_curves: task {task} has no {metric!r} evaluation in the records")
     if starts:
         ax.vlines(sorted(starts), 0, 1, transform=ax.get_xaxis_transform(), colors="0.5",
                   linestyles="--", linewidth=0.8, gid="transitions")
@@ -111,9 +111,10 @@ def task_curves(records: pd.DataFrame, metric: str, task: int = 1, ax: Axes | No
 
 def result_heatmaps(records: pd.DataFrame, metric: str, path: str | Path | None = None) -> Figure:
     """One heat map per configuration of the seed-mean result matrix R[k, j] (METHODS.md §5): R per
-    seed (analysis.metrics.result_matrix, N = the configuration's largest train_task), then the nanmean
-    over seeds; lower triangle only (j <= k), annotated with the values, one shared color scale.
-    Rows: "after training task k", columns: "evaluated task j". Saves to ``path`` when given."""
+    seed (analysis.metrics.result_matrix, N = the configuration's largest train_task), then the mean
+    over the seeds that have the entry (core.stats.mean_se; NaN where none has it); lower triangle only
+    (j <= k), annotated with the values, one shared color scale. Rows: "after training task k", columns:
+    "evaluated task j". Saves to ``path`` when given."""
     groups = _configs(records, metric)
     means = []
     for label, cfg in groups:
@@ -121,10 +122,10 @@ def result_heatmaps(records: pd.DataFrame, metric: str, path: str | Path | None 
         evals = cfg[cfg["metric"] == metric]
         stack = np.stack([result_matrix(evals[evals["seed"] == seed], num_tasks=n)
                           for seed in sorted(cfg["seed"].unique())])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN entries stay NaN
-            mean = np.nanmean(stack, axis=0)
-        mean[np.triu_indices(n, 1)] = np.nan
+        mean = np.full((n, n), np.nan)       # per entry, the seeds that have it; none: NaN
+        for k, j in zip(*np.tril_indices(n)):
+            seeds = stack[:, k, j]
+            mean[k, j] = stats.mean_se(seeds[~np.isnan(seeds)])[0]
         means.append((label, mean))
     finite = np.concatenate([m[np.isfinite(m)] for _, m in means])
     vmin, vmax = (finite.min(), finite.max()) if finite.size else (None, None)
@@ -154,5 +155,5 @@ def save(fig: Figure, path: str | Path) -> None:
     """Write ``fig`` to ``path`` as PNG or SVG, chosen by its suffix; ValueError for any other suffix."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"save: {str(path)!r} must end in .png or .svg, got {suffix or 'no suffix'!r}")
+        raise InputError(f"save: {str(path)!r} must end in .png or .svg, got {suffix or 'no suffix'!r}")
     fig.savefig(path, format=suffix[1:])

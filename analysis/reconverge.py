@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import table
-from analysis.aggregate import mean_se
+from core.errors import InputError
+from core.stats import mean_se
 
 LOWER_THRESHOLDS = (0.1, 0.2, 0.3)      # value <= (1 + x)·P_j (000 Table 2: FID)
 HIGHER_THRESHOLDS = (0.99, 0.9, 0.8)    # value >= x·P_j (000: success rate)
@@ -34,16 +35,16 @@ def phase_starts(records: pd.DataFrame) -> dict[int, int]:
     for key in _RUN_KEYS:
         if key in records.columns and records[key].nunique(dropna=False) > 1:
             values = sorted(map(str, records[key].unique()))
-            raise ValueError(f"phase_starts: records must hold one run, got {key} {', '.join(values)}")
+            raise InputError(f"phase_starts: records must hold one run, got {key} {', '.join(values)}")
     if not len(records):
         return {}
     last = records.groupby("train_task")["step"].max()
     if int(last.index.min()) < 1:
-        raise ValueError("phase_starts: train_task must be >= 1 (tasks numbered from 1)")
+        raise InputError("phase_starts: train_task must be >= 1 (tasks numbered from 1)")
     starts = {1: 0}
     for k in range(2, int(last.index.max()) + 1):
         if k - 1 not in last.index:
-            raise ValueError(f"phase_starts: no record with train_task {k - 1}, so the start of task "
+            raise InputError(f"phase_starts: no record with train_task {k - 1}, so the start of task "
                              f"{k}'s phase is unknown")
         starts[k] = int(last[k - 1])
     return starts
@@ -52,7 +53,7 @@ def phase_starts(records: pd.DataFrame) -> dict[int, int]:
 def _task_rows(curve: pd.DataFrame, j: int, name: str) -> pd.DataFrame:
     """Rows of task j's curve (eval_task == j when that column is present), for one metric."""
     if "metric" in curve.columns and curve["metric"].nunique() > 1:
-        raise ValueError(f"{name}: curve must hold one metric, got "
+        raise InputError(f"{name}: curve must hold one metric, got "
                          f"{', '.join(sorted(map(str, curve['metric'].unique())))}")
     return curve[curve["eval_task"] == j] if "eval_task" in curve.columns else curve
 
@@ -60,7 +61,7 @@ def _task_rows(curve: pd.DataFrame, j: int, name: str) -> pd.DataFrame:
 def _one_per_step(rows: pd.DataFrame, j: int, name: str) -> None:
     dup = rows["step"].duplicated()
     if dup.any():
-        raise ValueError(f"{name}: several values of task {j} at step {rows['step'][dup].iloc[0]}; "
+        raise InputError(f"{name}: several values of task {j} at step {rows['step'][dup].iloc[0]}; "
                          "pass the curve of one run or a seed-mean curve")
 
 
@@ -70,11 +71,11 @@ def reference(curve: pd.DataFrame, j: int, reference: Literal["end", "best"],
     (R[j, j], the paper's reference), "best" = its best value (max if higher_is_better, else min) over
     the rows with train_task == j. ValueError if task j has no evaluation during its own phase."""
     if reference not in ("end", "best"):
-        raise ValueError(f"reference: reference must be 'end' or 'best', got {reference!r}")
+        raise InputError(f"reference: reference must be 'end' or 'best', got {reference!r}")
     own = _task_rows(curve, j, "reference")
     own = own[own["train_task"] == j]
     if own.empty:
-        raise ValueError(f"reference: task {j} has no evaluation during its own phase (train_task {j})")
+        raise InputError(f"reference: task {j} has no evaluation during its own phase (train_task {j})")
     _one_per_step(own, j, "reference")
     values = own["value"].to_numpy(float)
     if reference == "end":
@@ -88,7 +89,7 @@ def steps_to_reconverge(curve: pd.DataFrame, j: int, k: int, s_k: int, target_re
     <= (1 + threshold)·target_ref (lower is better) or >= threshold·target_ref (higher is better);
     None if no evaluation of phase k meets it (or phase k has none after s_k). 000 Table 2."""
     if k <= j:
-        raise ValueError(f"steps_to_reconverge: k must come after j, got j={j}, k={k}")
+        raise InputError(f"steps_to_reconverge: k must come after j, got j={j}, k={k}")
     rows = _task_rows(curve, j, "steps_to_reconverge")
     phase = rows[(rows["train_task"] == k) & (rows["step"] > s_k)].sort_values("step", kind="stable")
     _one_per_step(phase, j, "steps_to_reconverge")
@@ -117,8 +118,9 @@ def _entries(curve: pd.DataFrame, j: int, n: int, starts: dict[int, int], thresh
 
 def _seed_mean(evals: dict[int, pd.DataFrame], starts: dict[int, dict[int, int]], name: str,
                metric: str) -> tuple[pd.DataFrame, dict[int, int]]:
-    """The seed-mean curve (a NaN in any seed gives NaN) and the phase starts of all seeds; ValueError
-    unless every seed has the same evaluations and the same start for each phase it reached."""
+    """The seed-mean curve (core.stats.mean_se per evaluation; a NaN in any seed gives NaN) and the
+    phase starts of all seeds; ValueError unless every seed has the same evaluations and the same start
+    for each phase it reached."""
     seeds = sorted(evals)
     grids = {s: set(e[_GRID].astype(int).itertuples(index=False, name=None)) for s, e in evals.items()}
     first = seeds[0]
@@ -126,7 +128,7 @@ def _seed_mean(evals: dict[int, pd.DataFrame], starts: dict[int, dict[int, int]]
         if grids[other] != grids[first]:
             a, b = (first, other) if grids[first] - grids[other] else (other, first)
             step, k, j = min(grids[a] - grids[b])
-            raise ValueError(
+            raise InputError(
                 f"reconvergence: unequal evaluation steps across seeds for {name}, metric {metric!r} "
                 f"(seeds {', '.join(map(str, seeds))}): seed {a} has step {step} (train_task {k}, "
                 f"eval_task {j}) and seed {b} does not, so there is no seed-mean curve; "
@@ -135,16 +137,17 @@ def _seed_mean(evals: dict[int, pd.DataFrame], starts: dict[int, dict[int, int]]
                   if starts[first][k] != starts[other][k]]
         if differ:
             k = min(differ)
-            raise ValueError(
+            raise InputError(
                 f"reconvergence: phase starts differ across seeds for {name}: task {k} starts at step "
                 f"{starts[first][k]} in seed {first} and {starts[other][k]} in seed {other}; "
                 "use --aggregate seeds (aggregate='seeds')")
     stacked = pd.concat(evals.values(), ignore_index=True)
-    stacked = stacked.assign(value=stacked["value"].astype(float), nan=stacked["value"].isna())
-    curve = stacked.groupby(_GRID, as_index=False).agg(value=("value", "mean"), nan=("nan", "any"))
-    curve.loc[curve["nan"], "value"] = np.nan
+    values = stacked["value"].astype(float)
+    by_point = values.groupby([stacked[c] for c in _GRID], sort=True)
+    means = {point: mean_se(group)[0] for point, group in by_point}
+    curve = pd.DataFrame([(*point, mean) for point, mean in means.items()], columns=[*_GRID, "value"])
     common = {k: s_k for seed in seeds for k, s_k in starts[seed].items()}   # equal where shared
-    return curve.drop(columns="nan"), common
+    return curve.astype({c: stacked[c].dtype for c in _GRID} | {"value": float}), common
 
 
 def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, task: int | str = 1,
@@ -162,22 +165,22 @@ def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, ta
     same (step, train_task, eval_task) evaluations of ``metric`` and the same phase starts, else
     ValueError. Columns: [benchmark, sweep,] method, config_id, task, threshold, after_task, steps
     (Int64, <NA> when never met).
-    aggregate="seeds": steps per seed; ``steps`` (float) and ``steps_se`` (ddof=1; NaN if fewer than 2)
-    over the seeds that re-converged, ``reconverged`` = how many did, ``seeds`` = how many there are (a
-    seed that never re-converges counts in ``seeds`` only).
+    aggregate="seeds": steps per seed; ``steps`` (float) and ``steps_se`` (core.stats.mean_se; NaN if
+    fewer than 2) over the seeds that re-converged, ``reconverged`` = how many did, ``seeds`` = how many
+    there are (a seed that never re-converges counts in ``seeds`` only).
     An entry whose phase k has no evaluation of task j after s_k is None/<NA> (counts as not met).
     Raises ValueError if ``metric`` is absent (naming the metrics present).
     """
     if aggregate not in ("curve", "seeds"):
-        raise ValueError(f"reconvergence: aggregate must be 'curve' or 'seeds', got {aggregate!r}")
+        raise InputError(f"reconvergence: aggregate must be 'curve' or 'seeds', got {aggregate!r}")
     if reference not in ("end", "best"):
-        raise ValueError(f"reconvergence: reference must be 'end' or 'best', got {reference!r}")
+        raise InputError(f"reconvergence: reference must be 'end' or 'best', got {reference!r}")
     if task != "all" and (isinstance(task, bool) or not isinstance(task, (int, np.integer)) or task < 1):
-        raise ValueError(f"reconvergence: task must be a task number >= 1 or 'all', got {task!r}")
+        raise InputError(f"reconvergence: task must be a task number >= 1 or 'all', got {task!r}")
     default = HIGHER_THRESHOLDS if higher_is_better else LOWER_THRESHOLDS
     thresholds = tuple(float(x) for x in (default if thresholds is None else thresholds))
     if not thresholds:
-        raise ValueError("reconvergence: thresholds must not be empty")
+        raise InputError("reconvergence: thresholds must not be empty")
     df, keys = table._prepare(records, metric)
     rows = []
     for key, cfg in df.groupby(keys, dropna=False, sort=True):
@@ -190,12 +193,12 @@ def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, ta
             try:
                 starts[seed] = phase_starts(run)
             except ValueError as err:
-                raise ValueError(f"reconvergence: {name}, seed {seed}: {err}") from None
+                raise InputError(f"reconvergence: {name}, seed {seed}: {err}") from None
             evals[seed] = run[run["metric"] == metric]
             dup = evals[seed].duplicated(_GRID)
             if dup.any():
                 step, k, j = evals[seed].loc[dup, _GRID].iloc[0]
-                raise ValueError(f"reconvergence: {name}, seed {seed}: duplicate {metric!r} records at "
+                raise InputError(f"reconvergence: {name}, seed {seed}: duplicate {metric!r} records at "
                                  f"step {step} (train_task {k}, eval_task {j})")
         if aggregate == "curve":
             curve, common = _seed_mean(evals, starts, name, metric)
@@ -203,7 +206,7 @@ def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, ta
                 try:
                     entries = _entries(curve, j, n, common, thresholds, reference, higher_is_better)
                 except ValueError as err:
-                    raise ValueError(f"reconvergence: {name}, seed-mean curve: {err}") from None
+                    raise InputError(f"reconvergence: {name}, seed-mean curve: {err}") from None
                 for (x, k), steps in entries.items():
                     rows.append({**ident, "task": j, "threshold": x, "after_task": k, "steps": steps})
             continue
@@ -214,7 +217,7 @@ def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, ta
                     per_seed[seed] = _entries(evals[seed], j, n, starts[seed], thresholds, reference,
                                               higher_is_better)
                 except ValueError as err:
-                    raise ValueError(f"reconvergence: {name}, seed {seed}: {err}") from None
+                    raise InputError(f"reconvergence: {name}, seed {seed}: {err}") from None
             for x in thresholds:
                 for k in range(j + 1, n + 1):
                     hit = [e[(x, k)] for e in per_seed.values() if e[(x, k)] is not None]

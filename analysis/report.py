@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate
 from analysis.directions import higher_is_better as direction
 from analysis.load import Source
 from analysis.render import to_csv, to_html, to_latex, to_markdown
 from analysis.table import best_configs, per_seed_scores, select, summarize
+from core import stats as S
+from core.errors import InputError
 
 SCORES = ("final", "forgetting", "bwt", "aaa")
 TABLE_COLUMNS = ("method", "seeds", "final", "final_se", "forgetting", "forgetting_se", "bwt", "bwt_se",
@@ -22,15 +23,10 @@ TABLE_COLUMNS = ("method", "seeds", "final", "final_se", "forgetting", "forgetti
 STATS = ("sd", "ci", "bootstrap", "iqm")
 
 
-def benchmark_of(records: pd.DataFrame) -> str | None:
-    if "benchmark" not in records.columns:
-        return None
-    names = records["benchmark"].dropna().unique()
-    return str(names[0]) if len(names) == 1 else None
-
-
 def metric_direction(source: Source, metric: str, mode: str | None) -> bool:
-    return direction(metric, benchmark_of(source.records), mode)
+    """Whether higher ``metric`` is better: ``mode`` (min|max), else the sweep's metadata
+    (``source.directions``), else the metric's well-known name; ValueError naming --mode otherwise."""
+    return direction(metric, source.directions, mode)
 
 
 def chosen_configs(source: Source, higher: bool, configs: tuple[str, ...] = ()) -> dict[str, str]:
@@ -42,7 +38,7 @@ def chosen_configs(source: Source, higher: bool, configs: tuple[str, ...] = ()) 
     if configs:
         unknown = [c for c in configs if c not in by_id]
         if unknown:
-            raise ValueError(f"--config: '{unknown[0]}' is not in the records; allowed: "
+            raise InputError(f"--config: '{unknown[0]}' is not in the records; allowed: "
                              f"{', '.join(sorted(set(by_id)))}")
         return {by_id[c]: c for c in configs}
     objective = source.objective
@@ -81,11 +77,11 @@ def _add_stat(table: pd.DataFrame, scores: pd.DataFrame, score: str, stat: str) 
         v = scores[(scores["config_id"] == row.config_id) & (scores["method"] == row.method)][score].to_numpy(float)
         ok = bool(row.complete) and len(v) > 0 and not np.isnan(v).any()
         if stat == "sd":
-            values.append({f"{score}_sd": aggregate.sd(v) if ok else math.nan})
+            values.append({f"{score}_sd": S.sd(v) if ok else math.nan})
         elif stat == "iqm":
-            values.append({f"{score}_iqm": aggregate.iqm(v) if ok else math.nan})
+            values.append({f"{score}_iqm": S.iqm(v) if ok else math.nan})
         else:
-            low, high = ((aggregate.t_interval(v) if stat == "ci" else aggregate.bootstrap_interval(v))
+            low, high = ((S.t_interval(v) if stat == "ci" else S.bootstrap_interval(v))
                          if ok else (math.nan, math.nan))
             values.append({f"{score}_{stat}_low": low, f"{score}_{stat}_high": high})
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(values)], axis=1)
@@ -140,7 +136,7 @@ def eval_metrics(source: Source) -> list[str]:
     known = []
     for m in ordered:
         try:
-            direction(m, benchmark_of(r))
+            direction(m, source.directions)
             known.append(m)
         except ValueError:
             continue
@@ -173,7 +169,7 @@ def build_report(source: Source, folder: Path) -> list[Path]:
         written.append(folder / name)
 
     for metric in eval_metrics(source):
-        higher = direction(metric, benchmark_of(source.records))
+        higher = direction(metric, source.directions)
         table = method_table(source, metric, higher)
         write(f"table_{metric}.csv", render_table(table, "csv", higher))
         write(f"table_{metric}.tex", render_table(table, "latex", higher))

@@ -11,15 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate
 from analysis import metrics as M
+from core import stats
+from core.errors import InputError
 
 REQUIRED = ("method", "seed", "step", "train_task", "eval_task", "metric", "value")
 SCORES = ("final", "forgetting", "bwt", "aaa")
 _MAX_ENTRIES = 4  # partial (k, j) entries named per seed before "and n more"
 
 
-class IncompleteRecords(ValueError):
+class IncompleteRecords(InputError):
     """The records cannot give the requested table (metric or columns absent)."""
 
 
@@ -102,7 +103,7 @@ def per_seed_scores(records: pd.DataFrame, metric: str, higher_is_better: bool,
 def summarize(records: pd.DataFrame, metric: str, higher_is_better: bool, num_tasks: int | None = None,
               seeds: list[int] | None = None) -> pd.DataFrame:
     """One row per (method, config_id): seeds, num_tasks, complete, mean and SE over seeds of each
-    score (``final``, ``final_se``, ...; SE = sd(ddof=1)/sqrt(n)) and ``missing``.
+    score (``final``, ``final_se``, ...; SE from core.stats.mean_se) and ``missing``.
 
     An incomplete configuration (any seed incomplete) has NaN numbers, never an average over the seeds
     that survived; ``missing`` then reads e.g. "seed 1: tasks 4-5 missing". Raises IncompleteRecords if
@@ -116,7 +117,7 @@ def summarize(records: pd.DataFrame, metric: str, higher_is_better: bool, num_ta
         row = {**dict(zip(keys, key)), "seeds": len(cfg), "num_tasks": int(cfg["num_tasks"].iloc[0]),
                "complete": complete}
         for name in SCORES:
-            mean, se, _ = aggregate.mean_se(cfg[name]) if complete else (float("nan"), float("nan"), 0)
+            mean, se, _ = stats.mean_se(cfg[name]) if complete else (float("nan"), float("nan"), 0)
             row[name], row[f"{name}_se"] = mean, se
         bad = cfg[~cfg["complete"]]
         row["missing"] = "; ".join(f"seed {s}: {m}" for s, m in zip(bad["seed"], bad["missing"]))
@@ -138,7 +139,7 @@ def select(summary: pd.DataFrame, config_ids: dict[str, str] | None = None, *,
     config_ids = dict(config_ids or {})
     unknown = sorted(set(config_ids) - set(summary["method"]))
     if unknown:
-        raise ValueError(f"select: method(s) {', '.join(unknown)} not in the summary")
+        raise InputError(f"select: method(s) {', '.join(unknown)} not in the summary")
     keys = [c for c in ("benchmark", "sweep") if c in summary.columns] + ["method"]
     rows = []
     for _, group in summary.groupby(keys, dropna=False, sort=True):
@@ -146,7 +147,7 @@ def select(summary: pd.DataFrame, config_ids: dict[str, str] | None = None, *,
         if method in config_ids:
             chosen = group[group["config_id"] == str(config_ids[method])]
             if chosen.empty:
-                raise ValueError(f"select: configuration {config_ids[method]!r} of {method} not in the "
+                raise InputError(f"select: configuration {config_ids[method]!r} of {method} not in the "
                                  f"summary; present: {', '.join(sorted(group['config_id']))}")
             rows.append(chosen.iloc[0].to_dict() | {"selected_by": "given"})
             continue
@@ -167,24 +168,22 @@ def select(summary: pd.DataFrame, config_ids: dict[str, str] | None = None, *,
 def objective_scores(records: pd.DataFrame, metric: str, reduce: str, higher_is_better: bool,
                      num_tasks: int | None = None, seeds: list[int] | None = None) -> dict[tuple[str, str], float]:
     """{(method, config_id): seed-mean objective} of the complete configurations: ``metric`` at the end of
-    the last task reduced over tasks as the sweep did (mean: the final average; worst; last: task N)."""
+    the last task reduced over tasks as the sweep did (core.stats.reduce_tasks: mean, the final average;
+    worst; last, task N), then the mean over seeds (core.stats.mean_se)."""
     scores = per_seed_scores(records, metric, higher_is_better, num_tasks, seeds)
     df, keys = _prepare(records, metric)
     out = {}
     for (method, config_id), rows in scores.groupby(["method", "config_id"], sort=True):
         if not rows["complete"].all():
             continue
+        n = int(rows["num_tasks"].iloc[0])
         values = []
         for seed in rows["seed"]:
             evals = df[(df["config_id"] == config_id) & (df["metric"] == metric) & (df["seed"] == seed)]
-            last = M.result_matrix(evals, num_tasks=int(rows["num_tasks"].iloc[0]))[-1]
-            if reduce == "last":
-                values.append(last[-1])
-            elif reduce == "worst":
-                values.append(last.min() if higher_is_better else last.max())
-            else:
-                values.append(last.mean())
-        out[(method, config_id)] = float(np.mean(values))
+            R = M.result_matrix(evals, num_tasks=n)
+            values.append(stats.reduce_tasks({j: R[n - 1, j - 1] for j in range(1, n + 1)}, reduce,
+                                             higher_is_better))
+        out[(method, config_id)] = stats.mean_se(values)[0]
     return out
 
 

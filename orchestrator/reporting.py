@@ -1,4 +1,5 @@
-"""The sweep report: analysis/ builds the files, this logs them to the sweep's parent run."""
+"""A sweep's records for analysis, and its report: analysis/ builds the files, this logs them to the
+sweep's parent run."""
 
 from __future__ import annotations
 
@@ -6,12 +7,26 @@ import tempfile
 from pathlib import Path
 
 from analysis.load import Source, from_sweep
-from analysis.report import build_report
+from core.errors import InputError
+from orchestrator.sweep_dir import SweepDir
+
+
+def load_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = None) -> Source:
+    """Sweep ``name``'s records from its MLflow store: ``tracking_uri``, else the one its folder in
+    ``runs_dir`` names; the folder's per-configuration records stand in until the sweep has finished."""
+    folder = SweepDir(runs_dir, name)
+    uri = tracking_uri or folder.tracking_uri()
+    if uri is None:
+        raise InputError(f"--sweep: no sweep named {name} in {folder.runs_dir.resolve()} (give --runs-dir, or "
+                         "--tracking-uri of the MLflow server that holds it)")
+    return from_sweep(name, uri, folder.record_files())
 
 
 def log_report(source: Source, folder: Path) -> list[Path]:
     """Build the report into ``folder`` and log every file under ``report/`` of the parent run."""
     from mlflow.tracking import MlflowClient
+
+    from analysis.report import build_report
 
     files = build_report(source, folder)
     client = MlflowClient(tracking_uri=source.tracking_uri)
@@ -21,12 +36,10 @@ def log_report(source: Source, folder: Path) -> list[Path]:
 
 
 def report_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = None) -> Path:
-    source = from_sweep(name, runs_dir, tracking_uri)
-    local = Path(runs_dir) / name
-    if local.exists():
-        folder = local / "report"
-        log_report(source, folder)
-        return folder.resolve()
-    folder = Path(tempfile.mkdtemp(prefix=f"report-{name}-"))
+    """The report of sweep ``name`` into its folder's report/ (a temporary folder when the sweep's folder is
+    not on this machine), logged to its parent run."""
+    source = load_sweep(name, runs_dir, tracking_uri)
+    local = SweepDir(runs_dir, name)
+    folder = local.report_dir if local.exists() else Path(tempfile.mkdtemp(prefix=f"report-{name}-"))
     log_report(source, folder)
-    return folder
+    return folder.resolve()

@@ -13,12 +13,13 @@ from analysis.load import Source
 from analysis.render import to_latex, to_markdown
 from analysis.report import SCORES, method_table, score_directions
 from orchestrator.spaces import Space
-from trainables.benchmarks import get_benchmark
+from orchestrator.sweep_dir import SweepDir
 
 
 def sweep_source(records: pd.DataFrame, metas: list[dict], space: Space, name: str, state: dict) -> Source:
     return Source(records=records, name=name, objective=vars(space.objective), seeds=list(space.seeds),
                   num_tasks=space.num_tasks, tracking_uri=state["tracking_uri"], parent_run_id=state["parent_run_id"],
+                  directions=dict(space.directions),
                   configs={m["config_id"]: {"method": m["method"], "status": m["status"], "error": m["error"]}
                            for m in metas})
 
@@ -26,7 +27,7 @@ def sweep_source(records: pd.DataFrame, metas: list[dict], space: Space, name: s
 def results_table(source: Source, metas: list[dict], space: Space) -> pd.DataFrame:
     """``method_table`` of the objective metric plus each shown configuration's status, objective, params."""
     metric = space.objective.metric
-    higher = get_benchmark(space.benchmark).metrics[metric].higher_is_better
+    higher = space.directions[metric]
     table = method_table(source, metric, higher)
     by_id = {m["config_id"]: m for m in metas}
     table["status"] = [by_id.get(c, {}).get("status", "failed") for c in table["config_id"]]
@@ -35,14 +36,14 @@ def results_table(source: Source, metas: list[dict], space: Space) -> pd.DataFra
     return table
 
 
-def write_results(table: pd.DataFrame, folder: Path, space: Space) -> dict[str, Path]:
+def write_results(table: pd.DataFrame, sweep: SweepDir, space: Space) -> dict[str, Path]:
     """results.csv (numbers), results.md and results.tex ("mean±se" cells, best in bold)."""
-    metric, bench_cls = space.objective.metric, get_benchmark(space.benchmark)
-    higher = bench_cls.metrics[metric].higher_is_better
+    metric = space.objective.metric
+    higher = space.directions[metric]
     title = (f"{space.name}: {metric} ({'higher' if higher else 'lower'} is better), mean ± standard error "
              f"over seeds {', '.join(map(str, space.seeds))}; forgetting > 0 is worse\n\n")
-    title += f"{bench_cls.results_note}\n\n" if bench_cls.results_note else ""
-    paths = {"csv": folder / "results.csv", "md": folder / "results.md", "tex": folder / "results.tex"}
+    title += f"{space.results_note}\n\n" if space.results_note else ""
+    paths = {suffix: sweep.results(suffix) for suffix in ("csv", "md", "tex")}
     paths["csv"].write_text(table.to_csv(index=False, lineterminator="\n"))
     directions = score_directions(higher)
     paths["md"].write_text(title + to_markdown(table, list(SCORES), labels=("method", "config_id", "seeds"),

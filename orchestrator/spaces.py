@@ -1,4 +1,5 @@
-"""Search spaces: the YAML schema, its validation (before any work starts) and Optuna define-by-run.
+"""Search spaces: the YAML schema and its validation (before any work starts). Reading the file lives in
+``space_file``, the Optuna side (define-by-run, key encoding) in ``search``.
 
 A space names a benchmark (a preset and overrides), seeds, an objective, a budget and, per method, its
 hyper-parameters: each a constant or a distribution (``loguniform: [a, b]``, ``uniform: [a, b]``,
@@ -8,46 +9,23 @@ hyper-parameters: each a constant or a distribution (``loguniform: [a, b]``, ``u
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core.errors import InputError
+from core.stats import REDUCTIONS
+from orchestrator.space_file import TOP_LEVEL, SpaceError, apply_override, builtin_spaces, read_document
 from trainables.benchmarks import BENCHMARKS
+from trainables.build import benchmark_config, method_params
 from trainables.methods import METHODS
-from trainables.params import ParamError, base_type, allowed_text, check_value, field_spec
-from trainables.trainable import REDUCTIONS, benchmark_config, method_params
+from trainables.params import ParamError, allowed_text, base_type, check_value, field_spec
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
-TOP_LEVEL = ("name", "description", "benchmark", "seeds", "objective", "budget", "methods")
 BUDGET_KEYS = ("num_samples", "max_concurrent", "scheduler", "grace_period", "reduction_factor",
                "sampler_seed", "start_with_defaults")
 SCHEDULERS = ("none", "asha")
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats: `1e-3` is a number (PyYAML's YAML 1.1 reads it as a string)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def parse_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
-
-
-class SpaceError(ValueError):
-    """A search space is malformed; the message is one line naming the field and the allowed values."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +91,11 @@ class Space:
     budget: Budget
     methods: dict[str, dict[str, Any]]  # method -> param -> constant | Distribution
     description: str = ""
+    # derived from the benchmark while validating (not part of the YAML):
     num_tasks: int = field(default=0)
+    bench_config: Any = None  # the benchmark's typed Config
+    directions: dict[str, bool] = field(default_factory=dict)  # metric -> higher is better
+    results_note: str = ""  # the benchmark's caveat under every results table
 
     def to_yaml(self) -> str:
         """The validated space as YAML (what the sweep folder keeps and resume reads)."""
@@ -124,87 +106,12 @@ class Space:
                            for m, p in self.methods.items()}}
         return yaml.safe_dump(doc, sort_keys=False)
 
-    def start_points(self) -> list[dict[str, Any]]:
-        """One configuration per method (its defaults inside the ranges), evaluated first."""
-        points = []
-        for method, params in self.methods.items():
-            cls = METHODS[method].Params
-            point: dict[str, Any] = {"method": method}
-            for name, spec in params.items():
-                if isinstance(spec, Distribution):
-                    point[f"{method}.{name}"] = spec.start(field_spec(cls, name).default)
-            points.append(point)
-        return points
-
-
-class DefineByRun:
-    """Optuna define-by-run: the method is a categorical choice, then only that method's parameters
-    are suggested (named ``<method>.<param>``); constants come back as a dict."""
-
-    def __init__(self, methods: dict[str, dict[str, Any]]) -> None:
-        self.methods = methods
-
-    def __call__(self, trial) -> dict[str, Any] | None:
-        method = trial.suggest_categorical("method", list(self.methods))
-        constants = {}
-        for name, spec in self.methods[method].items():
-            if isinstance(spec, Distribution):
-                spec.suggest(trial, f"{method}.{name}")
-            else:
-                constants[f"{method}.{name}"] = spec
-        return constants or None
-
-
-def builtin_spaces() -> dict[str, Path]:
-    folder = resources.files("search_spaces")
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
-
-
-def resolve_path(space: str) -> Path:
-    """A path, or a built-in space's name."""
-    path = Path(space)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
-            raise SpaceError(f"--space: no such file {space}")
-        return path
-    builtins = builtin_spaces()
-    if space not in builtins:
-        raise SpaceError(f"--space: '{space}' is neither a file nor a built-in space; built-ins: "
-                         f"{', '.join(sorted(builtins))}")
-    return builtins[space]
-
-
 def load(space: str, overrides: list[str] = ()) -> Space:
     """Read, override (``key.path=value``, value parsed as YAML) and validate a space."""
-    path = resolve_path(space)
-    try:
-        doc = parse_yaml(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpaceError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from None
-    if not isinstance(doc, dict):
-        raise SpaceError(f"{path}: a space is a YAML mapping with keys {', '.join(TOP_LEVEL)}")
+    doc = read_document(space)
     for item in overrides:
         apply_override(doc, item)
     return validate(doc)
-
-
-def apply_override(doc: dict, item: str) -> None:
-    if "=" not in item:
-        raise SpaceError(f"--set: '{item}' is not key=value (e.g. benchmark.steps_per_task=50)")
-    key, text = item.split("=", 1)
-    try:
-        value = parse_yaml(text)
-    except yaml.YAMLError:
-        raise SpaceError(f"--set {key}: value '{text}' is not valid YAML") from None
-    node = doc
-    parts = key.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part, {}), dict):
-            raise SpaceError(f"--set {key}: '{part}' is not a mapping")
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
 
 
 def validate(doc: dict) -> Space:
@@ -225,7 +132,7 @@ def validate(doc: dict) -> Space:
     bench_params = {k: v for k, v in bench_doc.items() if k != "name"}
     try:
         config = benchmark_config(bench_name, bench_params)
-    except (ParamError, ValueError) as e:
+    except InputError as e:
         raise SpaceError(str(e)) from None
     bench_cls = BENCHMARKS[bench_name]
 
@@ -256,11 +163,13 @@ def validate(doc: dict) -> Space:
             values = {k: v.args[corner] if isinstance(v, Distribution) else v for k, v in methods[method].items()}
             try:
                 method_params(method, values, config)
-            except (ParamError, ValueError) as e:
+            except InputError as e:
                 raise SpaceError(str(e)) from None
     return Space(name=name, benchmark=bench_name, benchmark_params=bench_params, seeds=tuple(seeds),
                  objective=objective, budget=budget, methods=methods,
-                 description=str(doc.get("description", "")), num_tasks=config.num_tasks)
+                 description=str(doc.get("description", "")), num_tasks=config.num_tasks, bench_config=config,
+                 directions={m: spec.higher_is_better for m, spec in bench_cls.metrics.items()},
+                 results_note=bench_cls.results_note)
 
 
 def _objective(doc: dict, bench_cls) -> Objective:
@@ -344,3 +253,6 @@ def _distribution(f, where: str, value: dict) -> Distribution:
     if kind == "int" or integer:
         return Distribution(kind, (int(low), int(high)), integer=True)
     return Distribution(kind, (float(low), float(high)))
+
+
+__all__ = ["Budget", "Distribution", "Objective", "Space", "SpaceError", "builtin_spaces", "load", "validate"]

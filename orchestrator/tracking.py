@@ -19,12 +19,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.table import summarize
+from core.stats import mean_se
 
 PARENT_TAG = "mlflow.parentRunId"
-
-
-def default_tracking_uri(sweep_dir: Path) -> str:
-    return f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
 
 
 def _now_ms() -> int:
@@ -122,11 +119,11 @@ class Tracker:
             ends = rows.groupby(["seed", "train_task"])["step"].transform("max")
             end_rows = rows[rows["step"] == ends]
             for (_, j), group in end_rows.groupby(["train_task", "eval_task"]):
-                values = group["value"].to_numpy(float)
+                mean, se, n = mean_se(group["value"])
                 step = int(group["step"].max())
-                out.append((f"{metric}/task{j}/mean", float(values.mean()), step))
-                if len(values) > 1:
-                    out.append((f"{metric}/task{j}/se", float(values.std(ddof=1) / math.sqrt(len(values))), step))
+                out.append((f"{metric}/task{j}/mean", mean, step))
+                if n > 1:
+                    out.append((f"{metric}/task{j}/se", se, step))
             summary = summarize(records, metric, higher, num_tasks=num_tasks, seeds=seeds).iloc[0]
             for name in ("final", "forgetting", "bwt", "aaa"):
                 out.append((f"{name}_{metric}", float(summary[name]), 0))

@@ -28,7 +28,7 @@ def main(preset: str, rollouts: int, demos: int, workers: int, device: str) -> N
     import torch
 
     from trainables import metaworld_tasks as mw
-    from trainables.trainable import make_benchmark
+    from trainables.build import make_benchmark
 
     rows = []
     for n in sorted({1, workers}):

@@ -28,7 +28,7 @@ def main(method: str, seeds: str, overrides: tuple[str, ...]) -> None:
     torch.set_num_threads(1)  # as a Ray trial with one CPU
     bench = {k.split(".", 1)[1]: parse_yaml(v) for k, v in (o.split("=", 1) for o in overrides)}
     seed_list = [int(s) for s in seeds.split(",")]
-    from trainables.trainable import make_benchmark
+    from trainables.build import make_benchmark
 
     make_benchmark("split_digits_diffusion", bench).classifier()  # train and cache it before timing anything
     start = time.perf_counter()

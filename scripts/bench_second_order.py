@@ -67,7 +67,7 @@ def time_updates(bench, model, batches, second_order: bool, warmup: int) -> floa
 def main(updates: int, warmup: int, device: str, threads: int, paper: bool) -> None:
     import torch
 
-    from trainables.trainable import make_benchmark, resolve_device
+    from trainables.build import make_benchmark, resolve_device
 
     if threads:
         torch.set_num_threads(threads)

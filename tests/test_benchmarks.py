@@ -12,7 +12,7 @@ import torch
 
 from trainables.benchmarks.imagenet32 import read_batch_file
 from trainables.frechet import frechet_distance
-from trainables.trainable import make_benchmark
+from trainables.build import make_benchmark
 
 
 def test_frechet_distance_matches_scipy_sqrtm():
@@ -105,7 +105,7 @@ def test_imagenet32_reads_the_published_format(tmp_path, fmt):
 
 
 def test_imagenet32_paper_preset_is_table_3(tmp_path):
-    from trainables.trainable import benchmark_config
+    from trainables.build import benchmark_config
 
     write_imagenet32(tmp_path, "npz")
     c = benchmark_config("imagenet32", {"preset": "paper", "data_dir": str(tmp_path)})

@@ -9,7 +9,7 @@ import torch
 from trainables import metaworld_tasks as mw
 from trainables.benchmarks.continual_world import ContinualWorld, window_index
 from trainables.policy_unet import ConditionalUnet1D
-from trainables.trainable import benchmark_config, make_benchmark
+from trainables.build import benchmark_config, make_benchmark
 
 
 def tiny(**over) -> ContinualWorld:

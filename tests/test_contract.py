@@ -9,15 +9,10 @@ import math
 import pytest
 
 from toy import ToyConfig, ToyRegression
-from trainables.loop import ContinualRun
+from core.records import to_frame, validate
+from trainables.build import make_benchmark, make_run, method_params
 from trainables.methods import METHODS
-from trainables.records import to_frame, validate
-from trainables.trainable import make_benchmark, method_params
-
-# small sizes, and rates every method survives on every benchmark (002's per-sample MNIST rates of 0.15-0.3
-# blow up a diffusion UNet at once)
-SMALL = {"fisher_samples": 8, "fisher_batch": 4, "buffer_per_task": 6, "memory_size": 12, "reference_batch": 4,
-         "lr": 1e-3, "inner_lr": 1e-3, "batches_per_example": 1, "replay_batch": 2}
+from trainables.params import smoke_values
 
 
 def benchmarks():
@@ -34,9 +29,10 @@ def test_method_contract(method, bench_name):
     bench = benchmarks()[bench_name]()
     if not METHODS[method].requires <= bench.capabilities:
         pytest.skip(f"{bench_name} lacks {METHODS[method].requires - bench.capabilities}")
-    fields = {f for f in METHODS[method].Params.__dataclass_fields__}
-    params = method_params(method, {k: v for k, v in SMALL.items() if k in fields})
-    run = ContinualRun(bench, method, params, seed=0)
+    # each knob's smoke value: small sizes, and rates every method survives on every benchmark (002's
+    # per-sample MNIST rates of 0.15-0.3 blow up a diffusion UNet at once)
+    params = method_params(method, smoke_values(METHODS[method].Params))
+    run = make_run(bench, method, params, seed=0)
     df = validate(to_frame(run.run_task(1) + run.run_task(2)))
     assert set(df["method"]) == {method} and df["step"].max() == 2 * bench.config.steps_per_task
     for k in (1, 2):
@@ -46,3 +42,30 @@ def test_method_contract(method, bench_name):
             assert sorted(end[end["metric"] == metric]["eval_task"]) == list(range(1, k + 1))
     assert all(math.isfinite(v) for v in df["value"])
     assert (df["metric"] == "train_loss").any()
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_somewhere(method):
+    """A method whose ``requires`` no benchmark offers would be skipped everywhere: that is a failure."""
+    from trainables.benchmarks import BENCHMARKS
+
+    offered = [name for name, cls in BENCHMARKS.items() if METHODS[method].requires <= cls.capabilities]
+    assert offered, f"{method} requires {set(METHODS[method].requires)}, which no benchmark offers"
+
+
+def test_registry_is_the_files():
+    """File name = registry name = name in spaces; every file of trainables/methods is a method or a helper."""
+    from pathlib import Path
+
+    import trainables.methods as registry
+
+    files = {p.stem for p in Path(registry.__file__).parent.glob("*.py")} - {"__init__"} - registry.NOT_METHODS
+    assert files == set(METHODS)
+    assert all(cls.name == name and cls.__module__ == f"trainables.methods.{name}" for name, cls in METHODS.items())
+
+
+def test_unknown_capability_fails_at_definition():
+    from trainables.methods.base import Method
+
+    with pytest.raises(TypeError, match="generative_replays"):
+        type("Typo", (Method,), {"name": "typo", "requires": frozenset({"generative_replays"})})

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from trainables.batch import size, take
-from trainables.fisher import ElasticPenalty, directional_derivatives, flat, mean_gradient, parameters_of
+from trainables.fisher import ElasticPenalty, directional_derivatives, mean_gradient
 from trainables.methods import get_method
-from trainables.trainable import make_benchmark, method_params
+from trainables.tensors import flat, parameters_of
+from trainables.build import make_benchmark, method_params
 
 
 def brute_per_sample_grads(model, loss_fn, batch, seed):

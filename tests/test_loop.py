@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from toy import ToyConfig, ToyRegression
-from trainables.loop import ContinualRun, Diverged, Schedule
-from trainables.records import COLUMNS, to_frame, validate
-from trainables.trainable import TrialConfig, method_params, run_trial
+from core.records import COLUMNS, to_frame, validate
+from trainables.build import make_run, method_params
+from trainables.loop import Diverged, Schedule
+from trainables.trainable import TrialConfig, run_trial
 
 
 def test_schedule_dense_grid_and_coarse_grid():
@@ -19,7 +20,7 @@ def test_schedule_dense_grid_and_coarse_grid():
 
 
 def run_all(bench, method="finetune", seed=0, **params):
-    run = ContinualRun(bench, method, method_params(method, params), seed)
+    run = make_run(bench, method, method_params(method, params), seed)
     records = []
     for k in range(1, len(bench.tasks) + 1):
         records += run.run_task(k)

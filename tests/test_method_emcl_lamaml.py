@@ -15,7 +15,7 @@ from trainables.batch import cat, take
 from trainables.methods.emcl import EMCL
 from trainables.methods.lamaml import LaMAML
 from trainables.params import ParamError, build
-from trainables.trainable import make_benchmark
+from trainables.build import make_benchmark
 
 
 def make(cls, bench, **values):

@@ -15,7 +15,7 @@ from trainables.batch import cat, size, take
 from trainables.methods.ftml import FTML
 from trainables.methods.vrmcl import VRMCL
 from trainables.params import build
-from trainables.trainable import make_benchmark
+from trainables.build import make_benchmark
 
 
 def make(cls, bench, **values):

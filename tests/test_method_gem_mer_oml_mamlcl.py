@@ -12,13 +12,13 @@ from torch import nn
 from torch.func import functional_call
 
 from trainables.batch import cat, halves, size, take
-from trainables.fisher import flat, parameters_of
 from trainables.methods.gem import GEM, nonnegative_qp, project
 from trainables.methods.maml_cl import MAMLCL
 from trainables.methods.mer import MER
 from trainables.methods.oml import OML, linear_head
 from trainables.params import build
-from trainables.trainable import make_benchmark
+from trainables.tensors import flat, parameters_of
+from trainables.build import make_benchmark
 
 
 def make(cls, bench, **values):

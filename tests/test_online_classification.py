@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from trainables.batch import cat
-from trainables.fisher import flat
 from trainables.memory import Reservoir
 from trainables.methods import get_method
-from trainables.trainable import make_benchmark, method_params
+from trainables.tensors import flat
+from trainables.build import make_benchmark, method_params
 
 
 def test_the_online_stream_shows_every_training_sample_exactly_once():

@@ -9,7 +9,8 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.spaces import DefineByRun, SpaceError, builtin_spaces, load, validate
+from orchestrator.search import DefineByRun, decode, start_points
+from orchestrator.spaces import SpaceError, builtin_spaces, load, validate
 from test_benchmarks import write_imagenet32
 from trainables.benchmarks import BENCHMARKS
 from trainables.methods import METHODS
@@ -144,7 +145,7 @@ def test_cli_rejects_malformed_yaml_and_unknown_names(tmp_path):
 def test_define_by_run_suggests_only_the_chosen_methods_parameters():
     space = validate(GOOD)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for point in space.start_points():
+    for point in start_points(space):
         study.enqueue_trial(point)
     define = DefineByRun(space.methods)
     seen = []
@@ -159,6 +160,8 @@ def test_define_by_run_suggests_only_the_chosen_methods_parameters():
     for params, constants in seen:
         method = params["method"]
         assert all(k == "method" or k.startswith(method + ".") for k in [*params, *constants])
+    # decode is encode's inverse: the method and its parameters by their own names
+    assert decode({**seen[0][0], **seen[0][1]}) == ("ewc", {"lam": 10.0, "fisher": "rank1"})
 
 
 def test_list_commands_print_the_registries():

@@ -9,55 +9,22 @@ samples at θ*_i. Two estimators of ρ_i (METHODS.md §1):
 Diagonal: F_i = mean_n g_n ⊙ g_n from per-sample gradients (classic EWC).
 
 Penalty: L_EWC = ½ Σ_i (θ − θ*_i)ᵀ F_i (θ − θ*_i); rank-1 makes it ½ Σ_i ρ_i (u_iᵀ(θ − θ*_i))², O(P)
-memory per task. The caller multiplies by λ.
+memory per task. The caller multiplies by λ. ``consolidate`` is what `ewc` and `trust_region` do at the end
+of a task, with the knobs of ``trainables.methods.knobs.FisherKnobs``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from trainables.batch import Batch, size, take
+from trainables.tensors import flat, parameters_of, plain_attention, unflat
 
 LossFn = Callable[[Callable, Batch, torch.Generator], torch.Tensor]  # per-sample losses, shape (B,)
-
-
-def parameters_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p for k, p in model.named_parameters() if p.requires_grad}
-
-
-def flat(tensors) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def unflat(vector: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out, i = {}, 0
-    for k, t in like.items():
-        out[k] = vector[i:i + t.numel()].view_as(t)
-        i += t.numel()
-    return out
-
-
-@contextlib.contextmanager
-def plain_attention(model: nn.Module):
-    """Swap diffusers' fused attention for the plain matmul-softmax one, which supports forward-mode AD
-    (scaled_dot_product_attention has no forward-AD formula on CPU); restored afterwards."""
-    layers = [m for m in model.modules() if hasattr(m, "set_processor") and hasattr(m, "processor")]
-    saved = [m.processor for m in layers]
-    if layers:
-        from diffusers.models.attention_processor import AttnProcessor
-
-        for m in layers:
-            m.set_processor(AttnProcessor())
-    try:
-        yield
-    finally:
-        for m, processor in zip(layers, saved):
-            m.set_processor(processor)
 
 
 def chunks(batch: Batch, chunk: int) -> list[Batch]:
@@ -165,3 +132,21 @@ class ElasticPenalty:
             d = theta - a.theta
             total = total + ((a.diag * d * d).sum() if a.diag is not None else a.rho * (a.u @ d) ** 2)
         return 0.5 * total
+
+
+def fisher_loss(method: Any) -> LossFn:
+    """The per-sample loss a method's Fisher is estimated on: its benchmark's loss, restricted to the
+    timestep range of its ``FisherKnobs`` (fisher_t_min, fisher_t_max) when the benchmark has timesteps."""
+    p = method.params
+    t_range = None
+    if "timesteps" in method.bench.capabilities and (p.fisher_t_min > 0 or p.fisher_t_max is not None):
+        t_range = (p.fisher_t_min, p.fisher_t_max or method.bench.config.num_train_timesteps)
+    return lambda model, batch, generator: method.bench.loss(model, batch, generator, t_range)
+
+
+def consolidate(method: Any, penalty: ElasticPenalty, task) -> dict[str, float]:
+    """Estimate ``task``'s Fisher at the method's current θ (= θ*_task) on fresh training samples
+    (``fisher_samples`` of them, drawn with the method's generator) and add its anchor to ``penalty``."""
+    data = method.bench.train_sample(task, method.params.fisher_samples, method.generator)
+    seed = int(torch.randint(2**31 - 1, (1,), generator=method.generator))
+    return penalty.consolidate(method.model, data, fisher_loss(method), seed)

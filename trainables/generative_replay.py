@@ -27,7 +27,7 @@ class ReplayKnobs:
     replay_ratio: float = knob(1.0, "β: replay samples per current sample in a batch (000 Table 3: 1.0); "
                                "0 turns replay off, distillation included", low=0)
     buffer_per_task: int = knob(200, "replay samples the teacher generates per old task (paper: 1,300)",
-                                low=1)
+                                low=1, smoke=6)
     distill_weight: float = knob(1.0, "weight of the distillation loss onto the teacher (0: off)", low=0)
     denoise_replay: bool = knob(True, "train on replay samples with the denoising loss")
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from trainables.benchmarks.base import Benchmark
-from trainables.methods import get_method
+from trainables.methods.base import Method
 from trainables.records import Record
 
 
@@ -65,21 +65,17 @@ class Schedule:
 
 
 class ContinualRun:
-    """One method on one benchmark with one seed; ``run_task(k)`` trains task k and returns its records.
+    """One method instance on one benchmark with one seed; ``run_task(k)`` trains task k and returns its
+    records. ``trainables.build.make_run`` builds it (the seed's stream, seeded model and method).
 
     Seeds of a configuration can be interleaved task by task: each run has its own torch.Generator for
-    data order, noise and replay draws, and the global RNGs are reseeded from (seed, task) before each
-    task, so a run's records do not depend on what ran before it in the process.
+    data order, noise and replay draws (the one its method holds), and the global RNGs are reseeded from
+    (seed, task) before each task, so a run's records do not depend on what ran before it in the process.
     """
 
-    def __init__(self, bench: Benchmark, method: str, params, seed: int) -> None:
-        bench = bench.for_seed(seed)
-        self.bench, self.seed = bench, seed
-        seed_everything(derived_seed(seed, 0))
-        self.generator = torch.Generator().manual_seed(derived_seed(seed, 1))
-        cls = get_method(method)
-        self.method = cls(params, bench.make_model(), bench, self.generator)
-        self.method_name = method
+    def __init__(self, bench: Benchmark, method: Method, seed: int, generator: torch.Generator) -> None:
+        self.bench, self.method, self.seed, self.generator = bench, method, seed, generator
+        self.method_name = method.name
         self.schedule = Schedule.of(bench)
         self.step = 0
         self.done = 0

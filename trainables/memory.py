@@ -1,4 +1,5 @@
-"""Episodic memories of real samples for the replay-based methods (ER, A-GEM, and later GEM, MER, La-MAML)."""
+"""Episodic memories of real samples for the methods that replay them (ER, A-GEM, GEM, MER, La-MAML, and the
+bilevel methods on benchmarks without generative replay)."""
 
 from __future__ import annotations
 

@@ -15,19 +15,27 @@ import typing
 from dataclasses import MISSING, field, fields
 from typing import Any
 
+from core.errors import InputError
 
-class ParamError(ValueError):
+
+class ParamError(InputError):
     """A hyper-parameter value is not allowed; the message names the field and the allowed values."""
 
 
+_NO_SMOKE = object()
+
+
 def knob(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-         low_open: bool = False, choices: tuple | None = None) -> Any:
+         low_open: bool = False, choices: tuple | None = None, smoke: Any = _NO_SMOKE) -> Any:
     """A dataclass field with help text and its allowed range.
 
     low/high bound numbers (inclusive; ``low_open`` makes the lower bound strict), ``choices`` lists the
-    allowed values of a categorical knob.
+    allowed values of a categorical knob. ``smoke`` is the value a tiny smoke run (the contract test) uses
+    instead of the default: small sample counts, and rates every benchmark survives.
     """
     meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    if smoke is not _NO_SMOKE:
+        meta["smoke"] = smoke
     if isinstance(default, (list, dict, tuple)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -128,6 +136,11 @@ def build(cls: type, values: dict[str, Any], where: str) -> Any:
     if missing:
         raise ParamError(f"{where}: missing required parameter(s) {', '.join(missing)}")
     return cls(**out)
+
+
+def smoke_values(cls: type) -> dict[str, Any]:
+    """{field: smoke value} of the fields of dataclass ``cls`` that name one (see ``knob``)."""
+    return {f.name: f.metadata["smoke"] for f in fields(cls) if "smoke" in f.metadata}
 
 
 def describe(cls: type) -> list[tuple[str, Any, str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.errors import UnknownName
 from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task
 from trainables.benchmarks.continual_world import ContinualWorld
 from trainables.benchmarks.digits_classification import PermutedDigits, SplitDigits
@@ -14,7 +15,7 @@ BENCHMARKS: dict[str, type[Benchmark]] = {
 
 def get_benchmark(name: str) -> type[Benchmark]:
     if name not in BENCHMARKS:
-        raise KeyError(f"unknown benchmark '{name}'; allowed: {', '.join(sorted(BENCHMARKS))}")
+        raise UnknownName(f"benchmark.name: unknown benchmark '{name}'; allowed: {', '.join(sorted(BENCHMARKS))}")
     return BENCHMARKS[name]
 
 

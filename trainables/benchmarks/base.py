@@ -14,6 +14,22 @@ from trainables.batch import Batch
 from trainables.params import knob
 
 
+CAPABILITIES = {
+    "generative_replay": "replay(teacher, task, n): old-task samples produced by a frozen model",
+    "distillation": "distill_loss(student, teacher, batch): per-sample loss onto a frozen model",
+    "timesteps": "loss(..., t_range): a diffusion loss restricted to a timestep range",
+    "linear_head": "make_model() ends in one nn.Linear layer (a network body plus a linear head)",
+}
+
+
+def check_capabilities(owner: str, names: frozenset[str]) -> None:
+    """A method's ``requires`` or a benchmark's ``capabilities`` may only name known capabilities, so a
+    typo fails when the class is defined instead of silently skipping the method everywhere."""
+    unknown = sorted(set(names) - set(CAPABILITIES))
+    if unknown:
+        raise TypeError(f"{owner}: unknown capability {', '.join(unknown)}; allowed: {', '.join(CAPABILITIES)}")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """How to read a metric: its direction, and whether it is cheap enough for the dense grid."""
@@ -77,6 +93,10 @@ class Benchmark:
     metrics: ClassVar[dict[str, MetricSpec]] = {}
     capabilities: ClassVar[frozenset[str]] = frozenset()
     results_note: ClassVar[str] = ""  # a caveat printed under every results table of this benchmark
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        check_capabilities(f"benchmark {cls.__name__}", cls.capabilities)
 
     def __init__(self, config: Protocol, device: torch.device | str = "cpu") -> None:
         self.config = config

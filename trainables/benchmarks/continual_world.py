@@ -16,11 +16,11 @@ repeating the episode's first or last step past its ends (Chi et al. 2023).
 
 Policy: ε-prediction diffusion over the action sequence with the 1D FiLM U-Net of trainables/policy_unet.py
 conditioned on the flattened observation history; diffusers' DDPM schedule (1000 steps) for training, DDIM
-(η = 0, ``ddim_steps``; paper: 50) for sampling. Per-sample loss: mean over the S×4 action entries of the
-noise MSE (the scaling the paper's λ = 12 assumes). Acting at step t: sample a sequence for steps
-t−H+1..t−H+S from the last H observations and execute its entries for steps t..t+A−1 (0-based positions
-H−1..H+A−2; A = ``action_chunk``, 2), then sample again. DDIM uses "trailing" timestep spacing, so even a
-few steps start from t = 999, where the noise the sampler starts from belongs.
+(η = 0, ``ddim_steps``; paper: 50) for sampling (both in trainables/ddpm.py). Per-sample loss: mean over the
+S×4 action entries of the noise MSE (the scaling the paper's λ = 12 assumes). Acting at step t: sample a
+sequence for steps t−H+1..t−H+S from the last H observations and execute its entries for steps t..t+A−1
+(0-based positions H−1..H+A−2; A = ``action_chunk``, 2), then sample again. DDIM uses "trailing" timestep
+spacing, so even a few steps start from t = 999, where the noise the sampler starts from belongs.
 
 Evaluation: ``success``, the fraction of ``eval_rollouts`` episodes (paper: 100) that succeed; the K episodes
 of a task are stepped together, one batched policy call for all still-running episodes per chunk; the
@@ -48,9 +48,10 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
+from trainables import ddpm
 from trainables import metaworld_tasks as mw
 from trainables.batch import Batch
-from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels, randn
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels
 from trainables.params import knob
 from trainables.policy_unet import ConditionalUnet1D
 
@@ -241,45 +242,29 @@ class ContinualWorld(Benchmark):
                                  c.norm_groups, c.time_dim, list(c.attention_levels), c.attention_heads
                                  ).to(self.device)
 
-    def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
-        low, high = t_range or (0, self.config.num_train_timesteps)
-        t = torch.randint(low, high, (len(x0),), generator=generator).to(self.device)
-        noise = randn(tuple(x0.shape), generator, self.device)
-        a = self._alphas[t].view(-1, 1, 1)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
+    @staticmethod
+    def _predict(model, cond: torch.Tensor) -> ddpm.Predict:
+        return lambda x_t, t: model(x_t, t, cond)
 
     def loss(self, model, batch: Batch, generator, t_range=None) -> torch.Tensor:
-        x_t, t, noise = self._noised(batch["act"], generator, t_range)
-        pred = model(x_t, t, batch["obs"].flatten(1))
-        return ((pred - noise) ** 2).flatten(1).mean(1)
+        return ddpm.denoising_loss(self._predict(model, batch["obs"].flatten(1)), batch["act"], self._alphas,
+                                   t_range or (0, self.config.num_train_timesteps), generator, self.device)
 
     def distill_loss(self, student, teacher, batch: Batch, generator) -> torch.Tensor:
-        x_t, t, _ = self._noised(batch["act"], generator, None)
         cond = batch["obs"].flatten(1)
-        with torch.no_grad():
-            target = teacher(x_t, t, cond)
-        return ((student(x_t, t, cond) - target) ** 2).flatten(1).mean(1)
+        return ddpm.distillation_loss(self._predict(student, cond), self._predict(teacher, cond), batch["act"],
+                                      self._alphas, (0, self.config.num_train_timesteps), generator, self.device)
 
     def _ddim(self, steps: int) -> DDIMScheduler:
         """The DDIM sampler of ``steps`` steps, built once (sampling runs once per action chunk)."""
         if steps not in self._samplers:
-            ddim = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
-            ddim.set_timesteps(steps)
-            self._samplers[steps] = ddim
+            self._samplers[steps] = ddpm.ddim_sampler(self.scheduler, steps, timestep_spacing="trailing")
         return self._samplers[steps]
 
-    @torch.no_grad()
     def sample(self, model: nn.Module, obs: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
         """DDIM (η = 0) action sequences (B, S, 4) in [-1, 1] for observation histories (B, H, 39)."""
-        ddim = self._ddim(steps)
-        cond = obs.to(self.device).flatten(1)
-        x = randn((len(obs), self.config.seq_len, mw.ACT_DIM), generator, self.device)
-        was_training = model.training
-        model.eval()
-        for t in ddim.timesteps:
-            x = ddim.step(model(x, t.to(self.device), cond), t, x).prev_sample
-        model.train(was_training)
-        return x.clamp(-1, 1)
+        return ddpm.ddim_sample(model, self._predict(model, obs.to(self.device).flatten(1)), self._ddim(steps),
+                                (len(obs), self.config.seq_len, mw.ACT_DIM), generator, self.device)
 
     # -- acting -------------------------------------------------------------------------------------------------
     def envs(self, task: Task, n: int) -> list:

@@ -3,11 +3,11 @@
 Shared by `split_digits_diffusion` (laptop scale) and `imagenet32` (paper scale): a subclass only
 loads images (pixels in [-1, 1], shape (N, C, H, W)) and labels, and names its evaluation classifier.
 Training: diffusers' DDPM noise schedule, ε-prediction, per-sample loss = mean over pixels of the noise
-MSE (the scaling the paper's λ assumes). Sampling: DDIM. Metrics: ``fd`` (Fréchet distance between
-generated and held-out images in the features of a classifier trained once on the training split and
-cached on disk; the stand-in for FID, which needs Inception weights), ``gen_acc`` (that classifier's
-accuracy on generated images of the task's classes), ``denoise_loss`` (held-out noise MSE at fixed
-timesteps and noise; cheap, so it runs on the dense grid).
+MSE (the scaling the paper's λ assumes). Sampling: DDIM. Both in trainables/ddpm.py. Metrics: ``fd``
+(Fréchet distance between generated and held-out images in the features of a classifier trained once on
+the training split and cached on disk; the stand-in for FID, which needs Inception weights), ``gen_acc``
+(that classifier's accuracy on generated images of the task's classes), ``denoise_loss`` (held-out noise
+MSE at fixed timesteps and noise; cheap, so it runs on the dense grid).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import ClassVar, Collection, Iterator
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler, UNet2DModel
 from torch import nn
 
+from trainables import ddpm
 from trainables.batch import Batch
-from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels, randn
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels
 from trainables.frechet import frechet_distance
 from trainables.params import knob
 
@@ -45,10 +46,6 @@ class DiffusionConfig(Protocol):
     eval_samples_per_class: int = knob(50, "generated images per class for fd and gen_acc", low=2)
     eval_seed: int = knob(1234, "seed of the evaluation noise (same noise at every evaluation)")
     classifier_epochs: int = knob(30, "epochs of the feature classifier behind fd and gen_acc", low=1)
-
-
-def _randint(high: tuple[int, int], n: int, generator: torch.Generator, device: torch.device):
-    return torch.randint(high[0], high[1], (n,), generator=generator).to(device)
 
 
 def norm_groups(channels: list[int]) -> int:
@@ -125,38 +122,26 @@ class ClassConditionalDiffusion(Benchmark):
                            up_block_types=up, num_class_embeds=self.num_classes,
                            norm_num_groups=norm_groups(c.channels)).to(self.device)
 
-    def _noised(self, x0: torch.Tensor, generator: torch.Generator, t_range: tuple[int, int] | None):
-        t = _randint(t_range or (0, self.config.num_train_timesteps), len(x0), generator, self.device)
-        noise = randn(tuple(x0.shape), generator, self.device)
-        a = self._alphas[t].view(-1, 1, 1, 1)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise
+    @staticmethod
+    def _predict(model, labels: torch.Tensor) -> ddpm.Predict:
+        return lambda x_t, t: model(x_t, t, class_labels=labels).sample
 
     def loss(self, model, batch: Batch, generator, t_range=None) -> torch.Tensor:
-        x_t, t, noise = self._noised(self.to_pixels(batch["x"]), generator, t_range)
-        pred = model(x_t, t, class_labels=batch["y"]).sample
-        return ((pred - noise) ** 2).flatten(1).mean(1)
+        return ddpm.denoising_loss(self._predict(model, batch["y"]), self.to_pixels(batch["x"]), self._alphas,
+                                   t_range or (0, self.config.num_train_timesteps), generator, self.device)
 
     def distill_loss(self, student, teacher, batch: Batch, generator) -> torch.Tensor:
-        x_t, t, _ = self._noised(self.to_pixels(batch["x"]), generator, None)
-        with torch.no_grad():
-            target = teacher(x_t, t, class_labels=batch["y"]).sample
-        pred = student(x_t, t, class_labels=batch["y"]).sample
-        return ((pred - target) ** 2).flatten(1).mean(1)
+        return ddpm.distillation_loss(self._predict(student, batch["y"]), self._predict(teacher, batch["y"]),
+                                      self.to_pixels(batch["x"]), self._alphas,
+                                      (0, self.config.num_train_timesteps), generator, self.device)
 
-    @torch.no_grad()
     def sample(self, model: nn.Module, labels: torch.Tensor, steps: int,
                generator: torch.Generator) -> torch.Tensor:
         """DDIM (η = 0) samples for the given class labels, clipped to [-1, 1]."""
-        ddim = DDIMScheduler.from_config(self.scheduler.config)
-        ddim.set_timesteps(steps)
-        x = randn((len(labels), *self.image_shape), generator, self.device)
-        was_training = model.training
-        model.eval()
-        for t in ddim.timesteps:
-            eps = model(x, t.to(self.device).expand(len(x)), class_labels=labels).sample
-            x = ddim.step(eps, t, x).prev_sample
-        model.train(was_training)
-        return x.clamp(-1, 1)
+        predict = self._predict(model, labels)
+        return ddpm.ddim_sample(model, lambda x, t: predict(x, t.expand(len(x))),
+                                ddpm.ddim_sampler(self.scheduler, steps), (len(labels), *self.image_shape),
+                                generator, self.device)
 
     def replay(self, teacher, task: Task, n: int, generator) -> Batch:
         labels = torch.tensor(task.classes, device=self.device).repeat(math.ceil(n / len(task.classes)))[:n]

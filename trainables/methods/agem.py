@@ -11,15 +11,16 @@ from dataclasses import dataclass
 import torch
 
 from trainables.batch import cat
-from trainables.fisher import flat, parameters_of, unflat
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, OnlineParams
+from trainables.methods.base import Method, OnlineParams
+from trainables.methods.knobs import MemoryKnobs
 from trainables.params import knob
+from trainables.tensors import flat, parameters_of, set_flat_grad
 
 
 @dataclass(frozen=True)
 class AGEMParams(OnlineParams, MemoryKnobs):
-    reference_batch: int = knob(64, "memory samples behind the reference gradient g_ref", low=1)
+    reference_batch: int = knob(64, "memory samples behind the reference gradient g_ref", low=1, smoke=4)
 
 
 class AGEM(Method):
@@ -53,8 +54,7 @@ class AGEM(Method):
                 g = g - dot / (g_ref @ g_ref) * g_ref
                 projected = 1.0
         self.optimizer.zero_grad(set_to_none=True)
-        for p, grad in zip(parameters_of(self.model).values(), unflat(g, parameters_of(self.model)).values()):
-            p.grad = grad.clone()
+        set_flat_grad(parameters_of(self.model), g)
         self.optimizer.step()
         self.current.add(batch)
         return {"loss": loss, "projected": projected}

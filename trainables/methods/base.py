@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from trainables.batch import Batch
-from trainables.benchmarks.base import Benchmark, Task
+from trainables.benchmarks.base import Benchmark, Task, check_capabilities
 from trainables.params import knob
 
 
@@ -28,7 +28,7 @@ def with_params(model: nn.Module, params: dict[str, torch.Tensor]):
 class TrainParams:
     """Optimizer settings every method has."""
 
-    lr: float = knob(2e-4, "learning rate (000 Table 3: Adam 2e-4)", low=0, low_open=True)
+    lr: float = knob(2e-4, "learning rate (000 Table 3: Adam 2e-4)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("adam", "optimizer of the model's parameters", choices=("adam", "sgd"))
 
 
@@ -36,14 +36,8 @@ class TrainParams:
 class OnlineParams(TrainParams):
     """Optimizer settings of 002's online protocol: plain SGD."""
 
-    lr: float = knob(0.03, "learning rate (002's online protocol: SGD)", low=0, low_open=True)
+    lr: float = knob(0.03, "learning rate (002's online protocol: SGD)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "optimizer of the model's parameters", choices=("adam", "sgd"))
-
-
-@dataclass(frozen=True)
-class MemoryKnobs:
-    memory_size: int = knob(200, "real samples the episodic memory holds (002: 200 for MNIST permutations)",
-                            low=1)
 
 
 class Method:
@@ -52,6 +46,10 @@ class Method:
     name: ClassVar[str]
     Params: ClassVar[type] = TrainParams
     requires: ClassVar[frozenset[str]] = frozenset()  # benchmark capabilities the method needs
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        check_capabilities(f"method {cls.__name__}", cls.requires)
 
     @classmethod
     def check(cls, params: Any, bench_config: Any) -> None:

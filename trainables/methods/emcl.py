@@ -57,19 +57,19 @@ from dataclasses import dataclass
 import torch
 
 from trainables.batch import size, take
-from trainables.fisher import parameters_of
 from trainables.methods.base import Method, OnlineParams, with_params
 from trainables.params import knob
+from trainables.tensors import parameters_of
 
 
 @dataclass(frozen=True)
 class EMCLParams(OnlineParams):
     lr: float = knob(0.3, "α0: initial per-parameter meta (outer) learning rate (002 Table II: 0.3 MNIST "
-                     "perm., 0.15 many perm., 0.1 CIFAR-100 / miniImageNet)", low=0, low_open=True)
+                     "perm., 0.15 many perm., 0.1 CIFAR-100 / miniImageNet)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "outer optimizer: plain SGD with the per-parameter rates α (Adam would "
                           "cancel Eq. 8)", choices=("sgd",))
     inner_lr: float = knob(0.15, "β: inner SGD step per sample (002 Table II: 0.15 MNIST perm., 0.03 many "
-                           "perm., 0.075 CIFAR-100 / miniImageNet)", low=0)
+                           "perm., 0.075 CIFAR-100 / miniImageNet)", low=0, smoke=1e-3)
     gamma: float = knob(0.3, "γ: scalar of the proximal step, Eq. 21 (002 Table II: 0.3 MNIST perm., 0.1 "
                         "otherwise)", low=0)
     lam: float = knob(10.0, "λ: weight of the importance-weighted inner regulariser, Eq. 6 (002 Table II: "

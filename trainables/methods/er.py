@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from trainables.batch import cat, size
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, OnlineParams
+from trainables.methods.base import Method, OnlineParams
+from trainables.methods.knobs import MemoryKnobs
 from trainables.params import knob
 
 

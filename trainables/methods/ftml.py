@@ -48,19 +48,20 @@ from dataclasses import dataclass
 import torch
 
 from trainables.batch import Batch, cat, halves, size, take
-from trainables.fisher import parameters_of, plain_attention
 from trainables.generative_replay import GenerativeReplay, ReplayKnobs
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, TrainParams, with_params
+from trainables.methods.base import Method, TrainParams, with_params
+from trainables.methods.knobs import MemoryKnobs
 from trainables.params import knob
+from trainables.tensors import parameters_of, plain_attention, set_grads
 
 
 @dataclass(frozen=True)
 class FTMLParams(TrainParams, ReplayKnobs, MemoryKnobs):
     lr: float = knob(2e-4, "η: outer (meta) learning rate of the model's optimizer (000 Table 3: Adam 2e-4)",
-                     low=0, low_open=True)
+                     low=0, low_open=True, smoke=1e-3)
     inner_lr: float = knob(1e-4, "α: step size of the one inner SGD step on the support half (000 Table 3: "
-                           "1e-4)", low=0)
+                           "1e-4)", low=0, smoke=1e-3)
     second_order: bool = knob(False, "differentiate the query loss through the inner step (create_graph); "
                               "false: first order, as 000 runs it (about 5x cheaper at its scale)")
     split: str = knob("mixed", "support/query split of the replay-mixed batch: mixed (each half: half the "
@@ -72,7 +73,8 @@ class FTMLParams(TrainParams, ReplayKnobs, MemoryKnobs):
                                  "replay samples, added to the outer loss (generative replay only; 0: off, "
                                  "000 names no distillation for the meta baselines)", low=0)
     memory_size: int = knob(200, "real samples the reservoir holds on benchmarks without generative replay "
-                            "(002: 200 for MNIST permutations); unused with generative replay", low=1)
+                            "(002: 200 for MNIST permutations); unused with generative replay", low=1,
+                            smoke=12)
 
 
 @dataclass
@@ -179,8 +181,7 @@ class FTML(Method):
     def apply(self, grads: list[torch.Tensor]) -> None:
         """One optimizer step of the model's parameters with ``grads`` as their gradients."""
         self.optimizer.zero_grad(set_to_none=True)
-        for param, g in zip(parameters_of(self.model).values(), grads):
-            param.grad = g.clone()
+        set_grads(parameters_of(self.model), grads)
         self.optimizer.step()
 
     def update(self, batch):

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from trainables.fisher import parameters_of, unflat
 from trainables.methods.agem import AGEM
-from trainables.methods.base import MemoryKnobs, OnlineParams
+from trainables.methods.base import OnlineParams
+from trainables.methods.knobs import MemoryKnobs
 from trainables.params import knob
+from trainables.tensors import parameters_of, set_flat_grad
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,7 @@ class GEM(AGEM):
                 g = project(g, G, self.params.memory_strength)
                 out["projected"] = 1.0
         self.optimizer.zero_grad(set_to_none=True)
-        params = parameters_of(self.model)
-        for p, grad in zip(params.values(), unflat(g, params).values()):
-            p.grad = grad.clone()
+        set_flat_grad(parameters_of(self.model), g)
         self.optimizer.step()
         self.current.add(batch)
         return out

@@ -45,22 +45,23 @@ from dataclasses import dataclass
 import torch
 
 from trainables.batch import cat, size, take
-from trainables.fisher import parameters_of
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, OnlineParams, with_params
+from trainables.methods.base import Method, OnlineParams, with_params
+from trainables.methods.knobs import MemoryKnobs
 from trainables.params import knob
+from trainables.tensors import parameters_of
 
 
 @dataclass(frozen=True)
 class LaMAMLParams(OnlineParams, MemoryKnobs):
     lr: float = knob(0.3, "α0: initial value of every per-parameter learning rate α (002 Table II: 0.3 MNIST "
-                     "perm., 0.1 many perm. / CIFAR-100 / miniImageNet)", low=0, low_open=True)
+                     "perm., 0.1 many perm. / CIFAR-100 / miniImageNet)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "θ ← θ − max(0, α)·∇θ(meta-loss): plain SGD with the learnt rates",
                           choices=("sgd",))
     alpha_lr: float = knob(0.15, "η: SGD learning rate of α (002 Table II: 0.15 MNIST perm., 0.1 many perm., "
                            "0.3 CIFAR-100 / miniImageNet)", low=0)
     replay_batch: int = knob(10, "memory samples added to the batch in the meta-loss (authors' scripts: 10)",
-                             low=0)
+                             low=0, smoke=2)
     second_order: bool = knob(False, "differentiate through the inner gradients (default: first-order in θ, "
                               "as the authors' code)")
     clip_norm: float = knob(0.0, "clip the norms of ∇θ and of ∇α of the meta-loss, each as a whole, before "

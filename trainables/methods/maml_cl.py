@@ -33,24 +33,19 @@ from dataclasses import dataclass
 import torch
 
 from trainables.batch import Batch, cat, halves, size
-from trainables.fisher import parameters_of, plain_attention
 from trainables.memory import Reservoir
 from trainables.methods.base import Method, TrainParams, with_params
+from trainables.methods.knobs import QueryMemoryKnobs
 from trainables.params import knob
-
-
-@dataclass(frozen=True)
-class QueryMemoryKnobs:
-    """A reservoir memory of the stream whose samples join the query of a meta-update."""
-
-    memory_size: int = knob(200, "real samples the reservoir memory holds (002: 200); 0: no memory", low=0)
-    replay_batch: int = knob(10, "memory samples added to the query half in each meta-loss", low=0)
+from trainables.tensors import parameters_of, plain_attention, set_grads
 
 
 @dataclass(frozen=True)
 class MAMLCLParams(TrainParams, QueryMemoryKnobs):
-    lr: float = knob(2e-4, "η: outer (meta) learning rate (000 Tables 3-4: Adam 2e-4)", low=0, low_open=True)
-    inner_lr: float = knob(1e-4, "α: SGD rate of the inner steps (000 Tables 3-4: 1e-4)", low=0, low_open=True)
+    lr: float = knob(2e-4, "η: outer (meta) learning rate (000 Tables 3-4: Adam 2e-4)", low=0, low_open=True,
+                     smoke=1e-3)
+    inner_lr: float = knob(1e-4, "α: SGD rate of the inner steps (000 Tables 3-4: 1e-4)", low=0, low_open=True,
+                           smoke=1e-3)
     inner_steps: int = knob(1, "inner SGD steps on the support half per update", low=1)
     first_order: bool = knob(False, "drop the second-order terms (FOMAML); default: differentiate through "
                              "the inner steps")
@@ -79,8 +74,7 @@ class WithQueryMemory(Method):
     def apply(self, grads: list[torch.Tensor]) -> None:
         """Outer step with the given gradients of the model's parameters."""
         self.optimizer.zero_grad(set_to_none=True)
-        for p, g in zip(parameters_of(self.model).values(), grads):
-            p.grad = g.detach().clone()
+        set_grads(parameters_of(self.model), grads)
         self.optimizer.step()
 
 

@@ -33,21 +33,23 @@ from dataclasses import dataclass
 import torch
 
 from trainables.batch import cat, size, take
-from trainables.fisher import parameters_of
 from trainables.memory import Reservoir
-from trainables.methods.base import MemoryKnobs, Method, OnlineParams
+from trainables.methods.base import Method, OnlineParams
+from trainables.methods.knobs import MemoryKnobs
 from trainables.params import knob
+from trainables.tensors import parameters_of
 
 
 @dataclass(frozen=True)
 class MERParams(OnlineParams, MemoryKnobs):
     lr: float = knob(0.03, "α: SGD rate of the per-sample steps (MER, MNIST permutations, 200 memories: 0.03)",
-                     low=0, low_open=True)
+                     low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "the per-sample steps are plain SGD (Reptile's inner loop)", choices=("sgd",))
     beta: float = knob(0.03, "β: within-batch Reptile meta rate", low=0, high=1, low_open=True)
     gamma: float = knob(1.0, "γ: across-batch Reptile meta rate", low=0, high=1, low_open=True)
-    batches_per_example: int = knob(10, "s: batches drawn per incoming example", low=1)
-    replay_batch: int = knob(10, "k − 1: memory samples joining the current example in each batch", low=0)
+    batches_per_example: int = knob(10, "s: batches drawn per incoming example", low=1, smoke=1)
+    replay_batch: int = knob(10, "k − 1: memory samples joining the current example in each batch", low=0,
+                             smoke=2)
 
 
 class MER(Method):

@@ -29,16 +29,17 @@ import torch
 from torch import nn
 
 from trainables.batch import Batch, size, take
-from trainables.fisher import parameters_of
 from trainables.methods.base import OnlineParams, with_params
-from trainables.methods.maml_cl import QueryMemoryKnobs, WithQueryMemory
+from trainables.methods.knobs import QueryMemoryKnobs
+from trainables.methods.maml_cl import WithQueryMemory
 from trainables.params import knob
+from trainables.tensors import parameters_of
 
 
 @dataclass(frozen=True)
 class OMLParams(OnlineParams, QueryMemoryKnobs):
     inner_lr: float = knob(0.03, "α: SGD rate of the per-sample head steps of the inner loop", low=0,
-                           low_open=True)
+                           low_open=True, smoke=1e-3)
     first_order: bool = knob(True, "hold the inner head gradients fixed in the meta-gradient (default); "
                              "false: differentiate through the inner loop")
 

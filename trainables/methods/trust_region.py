@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainables.fisher import ElasticPenalty
+from trainables.fisher import ElasticPenalty, consolidate
 from trainables.generative_replay import GenerativeReplay, ReplayKnobs
 from trainables.methods.base import Method, TrainParams
-from trainables.methods.ewc import FisherKnobs, check_fisher_timesteps, consolidate
+from trainables.methods.knobs import FisherKnobs, check_fisher_timesteps
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-from trainables.fisher import parameters_of
 from trainables.methods.ftml import FTML, Episode, FTMLParams
 from trainables.params import knob
+from trainables.tensors import parameters_of
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""The analysis commands of `orchestrate`: table, reconvergence, plot, report. They read records (a file or
+a sweep's MLflow store) and never import torch or Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from core.errors import InputError
+from orchestrator.cli_io import emit, fail
+
+
+def source_options(f):
+    """--sweep NAME (from its MLflow store) or --records FILE (CSV or Parquet)."""
+    f = click.option("--tracking-uri", default=None, help="the MLflow server holding --sweep (default: its local store)")(f)
+    f = click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))(f)
+    f = click.option("--records", "records_file", default=None, type=click.Path(dir_okay=False),
+                     help="a records file (CSV or Parquet) with method, seed, step, train_task, eval_task, metric, value")(f)
+    f = click.option("--sweep", "sweep_name", default=None, help="a sweep's name")(f)
+    return f
+
+
+def load_source(sweep_name, records_file, runs_dir, tracking_uri):
+    """--records FILE, or the records of --sweep NAME (from its MLflow store)."""
+    from analysis.load import from_file
+    from orchestrator.reporting import load_sweep
+
+    if bool(sweep_name) == bool(records_file):
+        raise InputError("--sweep or --records: give exactly one")
+    return load_sweep(sweep_name, runs_dir, tracking_uri) if sweep_name else from_file(records_file)
+
+
+FORMATS = click.Choice(["csv", "md", "latex", "html"])
+
+
+@click.command()
+@source_options
+@click.option("--metric", required=True, help="e.g. fd, gen_acc, accuracy")
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None, help="override the metric's direction")
+@click.option("--config", "configs", multiple=True, help="show this configuration for its method (default: the best)")
+@click.option("--stats", default="", help="extra columns, comma-separated: sd, ci (95%% t-interval), bootstrap, iqm")
+@click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
+@click.option("--out", default=None, type=click.Path(dir_okay=False))
+def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, configs, stats, fmt, out) -> None:
+    """Final average, forgetting, BWT and AAA per method: mean and standard error over seeds."""
+    from analysis.report import STATS, method_table, metric_direction, render_table
+
+    try:
+        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
+        higher = metric_direction(source, metric, mode)
+        wanted = tuple(s for s in stats.split(",") if s)
+        bad = [s for s in wanted if s not in STATS]
+        if bad:
+            raise InputError(f"--stats: '{bad[0]}' is not allowed; allowed: {', '.join(STATS)}")
+        result = method_table(source, metric, higher, tuple(configs), wanted)
+    except InputError as e:
+        fail(e)
+    emit(render_table(result, fmt, higher), out)
+
+
+@click.command()
+@source_options
+@click.option("--metric", required=True)
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None)
+@click.option("--task", default="1", show_default=True, help="the old task j, or 'all' (000 Tables 8-23)")
+@click.option("--thresholds", default=None, help="comma-separated; default 0.1,0.2,0.3 (lower is better: "
+              "value <= (1+x) P_j) or 0.99,0.9,0.8 (higher is better: value >= x P_j)")
+@click.option("--reference", type=click.Choice(["end", "best"]), default="end", show_default=True,
+              help="P_j: task j's value at the end of its phase, or its best during it")
+@click.option("--aggregate", type=click.Choice(["curve", "seeds"]), default="curve", show_default=True,
+              help="on the seed-mean curve (as the paper), or per seed then mean ± SE")
+@click.option("--config", "configs", multiple=True)
+@click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
+@click.option("--out", default=None, type=click.Path(dir_okay=False))
+def reconvergence(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, task, thresholds, reference,
+                  aggregate, configs, fmt, out) -> None:
+    """Steps to re-converge: after each later task's start, the steps until old task j is back within a
+    threshold of its reference (000 Table 2; empty when never)."""
+    from analysis.render import plain_table
+    from analysis.report import metric_direction, reconvergence_table
+
+    try:
+        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
+        higher = metric_direction(source, metric, mode)
+        if task != "all" and not task.isdigit():
+            raise InputError(f"--task: '{task}' is not allowed; allowed: a task number or all")
+        try:
+            values = tuple(float(x) for x in thresholds.split(",")) if thresholds else None
+        except ValueError:
+            raise InputError(f"--thresholds: '{thresholds}' is not allowed; allowed: numbers separated by commas") from None
+        result = reconvergence_table(source, metric, higher, task if task == "all" else int(task), values,
+                                     reference, aggregate, tuple(configs))
+    except InputError as e:
+        fail(e)
+    emit(plain_table(result, fmt), out)
+
+
+@click.command()
+@source_options
+@click.option("--metric", required=True)
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None)
+@click.option("--task", default=1, show_default=True, type=int)
+@click.option("--config", "configs", multiple=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="FILE.png or FILE.svg")
+def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, task, configs, out) -> None:
+    """Task J's metric over steps per method (seed mean ± SE, task transitions dashed; 000 Figure 2), and
+    the R[k, j] heat map per method next to it (FILE_heatmap.png)."""
+    from analysis.plots import result_heatmaps, save, task_curves
+    from analysis.report import metric_direction, selected_records
+
+    path = Path(out)
+    try:
+        if path.suffix.lower() not in (".png", ".svg"):
+            raise InputError(f"--out: '{out}' is not allowed; allowed: a .png or .svg file")
+        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
+        records = selected_records(source, metric, metric_direction(source, metric, mode), tuple(configs))
+        curves, heatmap = task_curves(records, metric, task=task), result_heatmaps(records, metric)
+    except InputError as e:
+        fail(e)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    heat_path = path.with_name(f"{path.stem}_heatmap{path.suffix}")
+    save(curves, path)
+    save(heatmap, heat_path)
+    click.echo(f"written to {path} and {heat_path}")
+
+
+@click.command()
+@click.option("--sweep", "sweep_name", required=True)
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--tracking-uri", default=None)
+def report(sweep_name, runs_dir, tracking_uri) -> None:
+    """All tables and figures of a sweep as report.html and report.md in runs/NAME/report/, logged with
+    the CSV and LaTeX tables and the figures to the sweep's parent run in MLflow."""
+    from orchestrator.reporting import report_sweep
+
+    try:
+        folder = report_sweep(sweep_name, runs_dir, tracking_uri)
+    except InputError as e:
+        fail(e)
+    click.echo(f"report written to {folder / 'report.html'} and logged to the sweep's parent run")

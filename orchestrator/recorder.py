@@ -1,0 +1,82 @@
+"""Driver side: every trial's progress and end go to MLflow and to the sweep folder as they happen."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from core.records import read_csv
+from orchestrator.search import decode
+from orchestrator.sweep_dir import SweepDir
+from orchestrator.tracking import Tracker
+
+
+def error_text(trial) -> str:
+    """The last line of a failed trial's error file, or its ``diverged: ...`` line."""
+    path = trial.error_file
+    if not path or not Path(path).exists():
+        return "unknown error"
+    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "diverged:" in line:
+            return line[line.index("diverged:"):]
+    return lines[-1] if lines else "unknown error"
+
+
+def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int, seeds: list[int],
+                  benchmark: str, directions: dict[str, bool]):
+    """A Ray Tune callback (built here so this module imports without Ray)."""
+    from ray import tune
+
+    class SweepRecorder(tune.Callback):
+        def __init__(self) -> None:
+            self.runs: dict[str, str] = {}
+
+        def _run(self, trial) -> str:
+            if trial.trial_id not in self.runs:
+                method, params = decode(trial.config)
+                self.runs[trial.trial_id] = tracker.config_run(
+                    parent, trial.trial_id, method, params,
+                    tags={"benchmark": benchmark, "seeds": ",".join(map(str, seeds))})
+            return self.runs[trial.trial_id]
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._run(trial)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            step = int(result["task"])
+            keys = [k for k in result if k.startswith("objective") and k != "objective_final"]
+            tracker.log(self._run(trial), metrics=[(k, result[k], step) for k in keys])
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            done = int(trial.last_result.get("task", 0))
+            self._finish(trial, "finished" if done == num_tasks else "stopped", "")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            error = error_text(trial)
+            self._finish(trial, "diverged" if error.startswith("diverged:") else "failed", error)
+
+        def _finish(self, trial, status: str, error: str) -> None:
+            if sweep.config_ended(trial.trial_id):
+                return
+            records = pd.DataFrame()
+            if trial.checkpoint is not None:
+                with trial.checkpoint.as_directory() as folder:
+                    records = read_csv(Path(folder) / "records.csv")
+            method, params = decode(trial.config)
+            run = self._run(trial)
+            tags = {"method": method, "benchmark": benchmark, "config_id": trial.trial_id}
+            if len(records):
+                tracker.seed_runs(run, records, tags)
+                tracker.aggregates(run, records, directions, num_tasks, seeds)
+            tracker.finish(run, status, {"error": error} if error else None)
+            last = {k: v for k, v in (trial.last_result or {}).items() if k == "task" or k.startswith("objective")}
+            objective = last.get("objective")
+            meta = {"config_id": trial.trial_id, "method": method, "params": params, "status": status,
+                    "tasks_done": int(last.get("task", 0)), "error": error, "last_result": last,
+                    "objective": objective if objective is not None and math.isfinite(objective) else None}
+            sweep.write_config(trial.trial_id, meta, records)
+
+    return SweepRecorder()

@@ -1,0 +1,103 @@
+"""The sweep folder ``runs/<name>/``: the only code that knows its layout.
+
+``space.yaml`` the validated space; ``sweep.json`` how it was started (tracking URI, parent run,
+resources); ``versions.json`` provenance; ``ray/`` Ray Tune's experiment (resumable); ``optuna.journal``
+Optuna's storage; ``mlflow.db`` and ``mlartifacts/`` the default MLflow store; ``records/<config_id>.csv``
+and ``.json`` each ended configuration's records and status (written by the driver as the trial ends);
+at the end ``records.csv``, ``results.csv|md|tex`` and ``report/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from core.records import read_csv
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class SweepDir:
+    """One sweep's folder under ``runs_dir``."""
+
+    def __init__(self, runs_dir: str | Path, name: str) -> None:
+        self.runs_dir = Path(runs_dir)
+        self.name = name
+        self.path = (self.runs_dir / name).resolve()
+
+    @classmethod
+    def all(cls, runs_dir: str | Path) -> list["SweepDir"]:
+        """The started sweeps in ``runs_dir``, oldest first."""
+        states = sorted(Path(runs_dir).glob("*/sweep.json"), key=lambda p: p.stat().st_mtime)
+        return [cls(runs_dir, p.parent.name) for p in states]
+
+    space_yaml = property(lambda self: self.path / "space.yaml")
+    state_json = property(lambda self: self.path / "sweep.json")
+    versions_json = property(lambda self: self.path / "versions.json")
+    ray_dir = property(lambda self: self.path / "ray")
+    optuna_journal = property(lambda self: self.path / "optuna.journal")
+    artifacts = property(lambda self: self.path / "mlartifacts")
+    records_dir = property(lambda self: self.path / "records")
+    records_csv = property(lambda self: self.path / "records.csv")
+    report_dir = property(lambda self: self.path / "report")
+
+    def results(self, suffix: str) -> Path:
+        """results.csv, results.md or results.tex."""
+        return self.path / f"results.{suffix}"
+
+    def default_tracking_uri(self) -> str:
+        return f"sqlite:///{self.path / 'mlflow.db'}"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def started(self) -> bool:
+        return self.state_json.exists()
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True)
+        self.records_dir.mkdir()
+
+    def read_state(self) -> dict:
+        return json.loads(self.state_json.read_text())
+
+    def write_state(self, state: dict) -> None:
+        write_atomic(self.state_json, json.dumps(state, indent=1))
+
+    def tracking_uri(self) -> str | None:
+        """The MLflow store the sweep logs to, or None when it never started."""
+        return self.read_state()["tracking_uri"] if self.started() else None
+
+    # one file pair per ended configuration
+    def config_ended(self, config_id: str) -> bool:
+        return (self.records_dir / f"{config_id}.json").exists()
+
+    def read_config(self, config_id: str) -> tuple[dict, pd.DataFrame]:
+        """(meta, records) of an ended configuration; records empty when it ended without any."""
+        meta = json.loads((self.records_dir / f"{config_id}.json").read_text())
+        path = self.records_dir / f"{config_id}.csv"
+        return meta, (read_csv(path) if path.exists() else pd.DataFrame())
+
+    def write_config(self, config_id: str, meta: dict, records: pd.DataFrame) -> None:
+        """Records first, then the meta that says the configuration ended (each written atomically)."""
+        if len(records):
+            write_atomic(self.records_dir / f"{config_id}.csv", records.to_csv(index=False))
+        write_atomic(self.records_dir / f"{config_id}.json", json.dumps(meta, indent=1))
+
+    def metas(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.records_dir.glob("*.json"))]
+
+    def record_files(self) -> list[Path]:
+        return sorted(self.records_dir.glob("*.csv"))
+
+    def ended_records(self) -> pd.DataFrame:
+        """The records of every ended configuration, concatenated (empty when none)."""
+        frames = [read_csv(p) for p in self.record_files()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
