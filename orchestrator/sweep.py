@@ -24,9 +24,13 @@ class SweepOptions:
     address: str | None = None
     tracking_uri: str | None = None
     device: str = "auto"
+    max_failures: int = 2
+    seeds_parallel: bool = False
+    cpus_per_seed: float = 1.0
+    gpus_per_seed: float = 0.0
 
     def resources(self) -> Resources:
-        return Resources(self.cpus_per_trial, self.gpus_per_trial, self.address, self.device)
+        return resources_of(asdict(self))
 
 
 def prepare(space_arg: str, overrides: list[str], options: SweepOptions) -> tuple[Space, SweepDir]:
@@ -41,6 +45,12 @@ def prepare(space_arg: str, overrides: list[str], options: SweepOptions) -> tupl
                          "another --name")
     check_resources(options.resources())
     return space, sweep
+
+
+def resources_of(state: dict) -> Resources:
+    """The resources a sweep was started with (sweep.json; fields added later take their defaults)."""
+    fields = Resources.__dataclass_fields__
+    return Resources(**{k: v for k, v in state.items() if k in fields})
 
 
 def check_resources(resources: Resources) -> None:
@@ -91,7 +101,7 @@ def resume(name: str, options: SweepOptions) -> tuple[Space, SweepDir, dict]:
     if not sweep.started():
         raise SpaceError(f"--resume: no sweep named {name} in {Path(options.runs_dir).resolve()}")
     state = sweep.read_state()
-    check_resources(Resources(state["cpus_per_trial"], state["gpus_per_trial"], state["address"], state["device"]))
+    check_resources(resources_of(state))
     return load(str(sweep.space_yaml)), sweep, state
 
 
@@ -109,8 +119,7 @@ def _run(space: Space, sweep: SweepDir, state: dict, restore: bool) -> dict:
     recorder = make_recorder(tracker, state["parent_run_id"], sweep, space.num_tasks, list(space.seeds),
                              space.benchmark, space.directions)
     get_benchmark(space.benchmark).prepare(space.bench_config)
-    resources = Resources(state["cpus_per_trial"], state["gpus_per_trial"], state.get("address"), state["device"])
-    run_tuner(space, sweep, resources, recorder, restore)
+    run_tuner(space, sweep, resources_of(state), recorder, restore)
     return finalize(space, sweep, tracker, state)
 
 

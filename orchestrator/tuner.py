@@ -23,6 +23,10 @@ class Resources:
     gpus_per_trial: float = 0.0
     address: str | None = None
     device: str = "auto"
+    max_failures: int = 2  # retries of a trial whose worker died, each from its last checkpoint
+    seeds_parallel: bool = False  # each seed in its own Ray actor with cpus/gpus_per_seed
+    cpus_per_seed: float = 1.0
+    gpus_per_seed: float = 0.0
 
 
 def trial_spec(space: Space, sweep: SweepDir, device: str) -> TrialSpec:
