@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.directions import from_params
 from core.errors import InputError
+from core.urls import mask
 from core.records import read, read_csv, validate
 
 
@@ -64,10 +65,10 @@ def from_sweep(name: str, tracking_uri: str, record_files: Iterable[str | Path] 
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        raise InputError(f"--sweep: no experiment named {name} in {uri}")
+        raise InputError(f"--sweep: no experiment named {name} in {mask(uri)}")
     parents = client.search_runs([exp.experiment_id], "tags.level = 'sweep'", max_results=1)
     if not parents:
-        raise InputError(f"--sweep: experiment {name} in {uri} has no sweep run")
+        raise InputError(f"--sweep: experiment {name} in {mask(uri)} has no sweep run")
     parent = parents[0]
     params = parent.data.params
     run_id = parent.info.run_id

@@ -34,18 +34,30 @@ for command in (table, reconvergence, plot, report):
               help="override a space entry, e.g. benchmark.steps_per_task=50 or methods.ewc.lam=100")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, type=float)
 @click.option("--gpus-per-trial", default=0.0, show_default=True, type=float, help="fractions share a GPU")
-@click.option("--address", default=None, help="an existing Ray cluster (default: start a local one)")
-@click.option("--tracking-uri", default=None, help="an MLflow server (default: runs/NAME/mlflow.db)")
+@click.option("--address", default=None, help="an existing Ray cluster: host:port, ray://host:port or auto "
+              "(default: start a local one)")
+@click.option("--tracking-uri", default=None, help="an MLflow server, e.g. http://user:password@host:5000 (default: "
+              "runs/NAME/mlflow.db); a password is never saved: repeat it on --resume")
+@click.option("--optuna-storage", default=None, help="an Optuna RDB URL shared by a team, e.g. "
+              "postgresql://user:password@host:5432/db (default: runs/NAME/optuna.journal); repeat it on --resume")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--max-failures", default=2, show_default=True, type=int,
+              help="retries of a trial whose worker died, each from its last checkpoint")
+@click.option("--seeds-parallel/--no-seeds-parallel", default=False, show_default=True,
+              help="run each seed of a configuration in its own Ray actor")
+@click.option("--cpus-per-seed", default=1.0, show_default=True, type=float, help="with --seeds-parallel")
+@click.option("--gpus-per-seed", default=0.0, show_default=True, type=float, help="with --seeds-parallel")
 def sweep(space, resume_name, name, overrides, cpus_per_trial, gpus_per_trial, address, tracking_uri,
-          runs_dir, device) -> None:
+          optuna_storage, runs_dir, device, max_failures, seeds_parallel, cpus_per_seed, gpus_per_seed) -> None:
     """Run an Optuna search over Ray Tune; every configuration over all the space's seeds."""
     from orchestrator import sweep as sw
 
     options = sw.SweepOptions(name=name, runs_dir=runs_dir, cpus_per_trial=cpus_per_trial,
                               gpus_per_trial=gpus_per_trial, address=address, tracking_uri=tracking_uri,
-                              device=device)
+                              optuna_storage=optuna_storage, device=device, max_failures=max_failures,
+                              seeds_parallel=seeds_parallel, cpus_per_seed=cpus_per_seed,
+                              gpus_per_seed=gpus_per_seed)
     try:
         if resume_name:
             if space or overrides:
@@ -70,6 +82,10 @@ def sweep(space, resume_name, name, overrides, cpus_per_trial, gpus_per_trial, a
         click.echo(f"sweep interrupted: {summary['configurations']} of {summary['num_samples']} configurations "
                    f"ended; continue with: orchestrate sweep --resume {summary['name']}", err=True)
         sys.exit(130)
+    if not summary["finished"]:
+        click.echo(f"error: no configuration of sweep {summary['name']} finished ({statuses}); their errors are in "
+                   f"{summary['folder']}/records/*.json", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -128,12 +144,14 @@ def list_(what) -> None:
 @click.option("--name", default=None, help="the sweep (default: the most recent one in --runs-dir)")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--port", default=5000, show_default=True, type=int)
-def ui(name, runs_dir, port) -> None:
-    """Start the MLflow UI on 127.0.0.1 against a sweep's store and print its address."""
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="the interface to bind; anything but 127.0.0.1 exposes the UI (unauthenticated) to others")
+def ui(name, runs_dir, port, host) -> None:
+    """Start the MLflow UI (on 127.0.0.1 unless --host) against a sweep's store and print its address."""
     from orchestrator.ui import serve
 
     try:
-        code = serve(name, runs_dir, port, click.echo)
+        code = serve(name, runs_dir, port, click.echo, host)
     except InputError as e:
         fail(e)
     sys.exit(code)

@@ -1,4 +1,8 @@
-"""Driver side: every trial's progress and end go to MLflow and to the sweep folder as they happen."""
+"""Driver side: every trial's progress and end go to MLflow and to the sweep folder as they happen.
+
+A trial ends as finished (every task), stopped (by ASHA), diverged (a NaN; its finished tasks are kept),
+failed (its worker died more often than the retries allow, or a bug), or twin (a repeated proposal
+answered from the finished configuration named in ``twin_of``)."""
 
 from __future__ import annotations
 
@@ -51,14 +55,19 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
             tracker.log(self._run(trial), metrics=[(k, result[k], step) for k in keys])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            done = int(trial.last_result.get("task", 0))
-            self._finish(trial, "finished" if done == num_tasks else "stopped", "")
+            last = trial.last_result or {}
+            if last.get("diverged"):
+                self._finish(trial, "diverged", last["diverged"])
+            elif last.get("twin_of"):
+                self._finish(trial, "twin", "", {"twin_of": last["twin_of"]})
+            else:
+                self._finish(trial, "finished" if int(last.get("task", 0)) == num_tasks else "stopped", "")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             error = error_text(trial)
             self._finish(trial, "diverged" if error.startswith("diverged:") else "failed", error)
 
-        def _finish(self, trial, status: str, error: str) -> None:
+        def _finish(self, trial, status: str, error: str, extra: dict[str, str] | None = None) -> None:
             if sweep.config_ended(trial.trial_id):
                 return
             records = pd.DataFrame()
@@ -71,12 +80,13 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
             if len(records):
                 tracker.seed_runs(run, records, tags)
                 tracker.aggregates(run, records, directions, num_tasks, seeds)
-            tracker.finish(run, status, {"error": error} if error else None)
+            tracker.finish(run, status, {**({"error": error} if error else {}), **(extra or {})})
             last = {k: v for k, v in (trial.last_result or {}).items() if k == "task" or k.startswith("objective")}
             objective = last.get("objective")
             meta = {"config_id": trial.trial_id, "method": method, "params": params, "status": status,
                     "tasks_done": int(last.get("task", 0)), "error": error, "last_result": last,
-                    "objective": objective if objective is not None and math.isfinite(objective) else None}
+                    "objective": objective if objective is not None and math.isfinite(objective) else None,
+                    **(extra or {})}
             sweep.write_config(trial.trial_id, meta, records)
 
     return SweepRecorder()

@@ -13,12 +13,15 @@ from analysis.load import Source
 from analysis.render import to_latex, to_markdown
 from analysis.report import SCORES, method_table, score_directions
 from orchestrator.spaces import Space
+from orchestrator.storage import mlflow_uri
 from orchestrator.sweep_dir import SweepDir
 
 
 def sweep_source(records: pd.DataFrame, metas: list[dict], space: Space, name: str, state: dict) -> Source:
+    """The sweep's records for analysis/; its tracking URI is the one MLflow is given in this process."""
     return Source(records=records, name=name, objective=vars(space.objective), seeds=list(space.seeds),
-                  num_tasks=space.num_tasks, tracking_uri=state["tracking_uri"], parent_run_id=state["parent_run_id"],
+                  num_tasks=space.num_tasks, tracking_uri=mlflow_uri(state["tracking_uri"]),
+                  parent_run_id=state["parent_run_id"],
                   directions=dict(space.directions),
                   configs={m["config_id"]: {"method": m["method"], "status": m["status"], "error": m["error"]}
                            for m in metas})
@@ -30,10 +33,16 @@ def results_table(source: Source, metas: list[dict], space: Space) -> pd.DataFra
     higher = space.directions[metric]
     table = method_table(source, metric, higher)
     by_id = {m["config_id"]: m for m in metas}
-    table["status"] = [by_id.get(c, {}).get("status", "failed") for c in table["config_id"]]
+    table["status"] = [by_id[c]["status"] if c in by_id else _statuses(metas, method)
+                       for c, method in zip(table["config_id"], table["method"])]
     table["objective"] = [by_id.get(c, {}).get("objective") for c in table["config_id"]]
     table["params"] = [json.dumps(by_id.get(c, {}).get("params", {}), sort_keys=True) for c in table["config_id"]]
     return table
+
+
+def _statuses(metas: list[dict], method: str) -> str:
+    """A row without a configuration (none of the method's left records): its configurations' statuses."""
+    return "/".join(sorted({m["status"] for m in metas if m["method"] == method})) or "unknown"
 
 
 def write_results(table: pd.DataFrame, sweep: SweepDir, space: Space) -> dict[str, Path]:

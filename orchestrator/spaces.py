@@ -16,7 +16,8 @@ import yaml
 
 from core.errors import InputError
 from core.stats import REDUCTIONS
-from orchestrator.space_file import TOP_LEVEL, SpaceError, apply_override, builtin_spaces, read_document
+from orchestrator.space_file import (SEED_MAX, Dumper, SpaceError, apply_override, builtin_spaces, check_document,
+                                     one_line, parse_yaml, read_document, short)
 from trainables.benchmarks import BENCHMARKS
 from trainables.build import benchmark_config, method_params
 from trainables.methods import METHODS
@@ -26,6 +27,8 @@ DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 BUDGET_KEYS = ("num_samples", "max_concurrent", "scheduler", "grace_period", "reduction_factor",
                "sampler_seed", "start_with_defaults")
 SCHEDULERS = ("none", "asha")
+BUDGET_LIMITS = {"num_samples": (1, 10**6), "max_concurrent": (1, 10**4), "grace_period": (1, 10**6),
+                 "reduction_factor": (2, 10**3), "sampler_seed": (0, SEED_MAX)}
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,10 @@ class Distribution:
     integer: bool = False  # an integer parameter: loguniform suggests integers on a log scale
 
     def suggest(self, trial, name: str):
-        if self.kind == "loguniform" and self.integer:
-            return trial.suggest_int(name, self.args[0], self.args[1], log=True)
-        if self.kind == "loguniform":
-            return trial.suggest_float(name, self.args[0], self.args[1], log=True)
-        if self.kind == "uniform":
-            return trial.suggest_float(name, self.args[0], self.args[1])
-        if self.kind == "int":
-            return trial.suggest_int(name, self.args[0], self.args[1])
-        return trial.suggest_categorical(name, list(self.args))
+        if self.kind == "choice":
+            return trial.suggest_categorical(name, list(self.args))
+        suggest = trial.suggest_int if self.integer or self.kind == "int" else trial.suggest_float
+        return suggest(name, self.args[0], self.args[1], log=self.kind == "loguniform")
 
     def start(self, default: Any) -> Any:
         """A starting value: the dataclass default when the distribution admits it, else its middle."""
@@ -54,10 +52,12 @@ class Distribution:
             return default
         if self.kind == "loguniform":
             middle = math.sqrt(low * high)
-            return round(middle) if self.integer else middle
+            if not low <= middle <= high:  # low * high over- or underflowed
+                middle = math.sqrt(low) * math.sqrt(high)
+            return min(max(round(middle), low), high) if self.integer else middle
         if self.kind == "int":
             return (low + high) // 2
-        return (low + high) / 2
+        return (low + high) / 2 if math.isfinite(low + high) else low / 2 + high / 2
 
     def to_yaml(self) -> dict:
         return {self.kind: list(self.args)}
@@ -104,7 +104,7 @@ class Space:
                "objective": vars(self.objective), "budget": vars(self.budget),
                "methods": {m: {k: (v.to_yaml() if isinstance(v, Distribution) else v) for k, v in p.items()}
                            for m, p in self.methods.items()}}
-        return yaml.safe_dump(doc, sort_keys=False)
+        return yaml.dump(doc, Dumper=Dumper, sort_keys=False)
 
 def load(space: str, overrides: list[str] = ()) -> Space:
     """Read, override (``key.path=value``, value parsed as YAML) and validate a space."""
@@ -115,34 +115,30 @@ def load(space: str, overrides: list[str] = ()) -> Space:
 
 
 def validate(doc: dict) -> Space:
-    unknown = [k for k in doc if k not in TOP_LEVEL]
-    if unknown:
-        raise SpaceError(f"{unknown[0]}: unknown key; allowed: {', '.join(TOP_LEVEL)}")
-    name = doc.get("name")
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ ") or name.startswith("."):
-        raise SpaceError("name: required; a non-empty string without spaces or slashes")
+    """The typed Space of a YAML mapping; any problem is a one-line SpaceError."""
+    try:
+        return _validate(doc)
+    except InputError as e:  # also those of the benchmarks' and methods' checks
+        raise SpaceError(one_line(str(e))) from None
 
+
+def _validate(doc: dict) -> Space:
+    check_document(doc)
     bench_doc = doc.get("benchmark")
     if isinstance(bench_doc, str):
         bench_doc = {"name": bench_doc}
-    if not isinstance(bench_doc, dict) or bench_doc.get("name") not in BENCHMARKS:
-        got = bench_doc.get("name") if isinstance(bench_doc, dict) else bench_doc
-        raise SpaceError(f"benchmark.name: unknown benchmark {got!r}; allowed: {', '.join(sorted(BENCHMARKS))}")
-    bench_name = bench_doc["name"]
+    got = bench_doc.get("name") if isinstance(bench_doc, dict) else bench_doc
+    if not isinstance(got, str) or got not in BENCHMARKS:
+        raise SpaceError(f"benchmark.name: unknown benchmark {short(got)}; allowed: {', '.join(sorted(BENCHMARKS))}")
+    bench_name, bench_cls = got, BENCHMARKS[got]
     bench_params = {k: v for k, v in bench_doc.items() if k != "name"}
-    try:
-        config = benchmark_config(bench_name, bench_params)
-    except InputError as e:
-        raise SpaceError(str(e)) from None
-    bench_cls = BENCHMARKS[bench_name]
+    if "preset" in bench_params and not isinstance(bench_params["preset"], str):
+        raise SpaceError(f"benchmark.preset: {short(bench_params['preset'])} is not allowed; allowed: "
+                         f"{', '.join(sorted(bench_cls.presets)) or 'none'}")
+    config = benchmark_config(bench_name, bench_params)
 
-    seeds = doc.get("seeds", [0])
-    if (not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                            for s in seeds) or len(set(seeds)) != len(seeds)):
-        raise SpaceError(f"seeds: {seeds!r} is not allowed; allowed: a non-empty list of distinct integers")
-
-    objective = _objective(doc.get("objective") or {}, bench_cls)
-    budget = _budget(doc.get("budget") or {})
+    objective = _objective(_mapping(doc, "objective"), bench_cls)
+    budget = _budget(_mapping(doc, "budget"), config.num_tasks)
 
     methods_doc = doc.get("methods")
     if not isinstance(methods_doc, dict) or not methods_doc:
@@ -150,65 +146,71 @@ def validate(doc: dict) -> Space:
                          "to their parameters")
     methods = {}
     for method, params in methods_doc.items():
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise SpaceError(f"methods.{method}: unknown method; allowed: {', '.join(sorted(METHODS))}")
         cls = METHODS[method]
         missing = cls.requires - bench_cls.capabilities
         if missing:
             raise SpaceError(f"methods.{method}: needs {', '.join(sorted(missing))}, which {bench_name} "
                              "does not offer")
+        params = _mapping(methods_doc, method, f"methods.{method}")
         methods[method] = {name: _param(cls.Params, f"methods.{method}.{name}", name, value)
-                           for name, value in (params or {}).items()}
+                           for name, value in params.items()}
         for corner in (0, -1):  # the constants with every distribution at its low, then its high end
             values = {k: v.args[corner] if isinstance(v, Distribution) else v for k, v in methods[method].items()}
-            try:
-                method_params(method, values, config)
-            except InputError as e:
-                raise SpaceError(str(e)) from None
-    return Space(name=name, benchmark=bench_name, benchmark_params=bench_params, seeds=tuple(seeds),
-                 objective=objective, budget=budget, methods=methods,
-                 description=str(doc.get("description", "")), num_tasks=config.num_tasks, bench_config=config,
+            method_params(method, values, config)
+    return Space(name=doc["name"], benchmark=bench_name, benchmark_params=bench_params,
+                 seeds=tuple(doc.get("seeds", [0])), objective=objective, budget=budget, methods=methods,
+                 description=doc.get("description") or "",
+                 num_tasks=config.num_tasks, bench_config=config,
                  directions={m: spec.higher_is_better for m, spec in bench_cls.metrics.items()},
                  results_note=bench_cls.results_note)
 
 
+def _mapping(doc: dict, key: str, where: str = "") -> dict:  # doc[key]: a mapping, or {} when absent or null
+    value = doc.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise SpaceError(f"{where or key}: {short(value)} is not allowed; allowed: a mapping")
+    return value or {}
+
+
 def _objective(doc: dict, bench_cls) -> Objective:
-    if not isinstance(doc, dict):
-        raise SpaceError("objective: a mapping with metric, reduce and mode")
     for key in doc:
         if key not in ("metric", "reduce", "mode"):
             raise SpaceError(f"objective.{key}: unknown key; allowed: metric, reduce, mode")
     metric = doc.get("metric", next(iter(bench_cls.metrics)))
-    if metric not in bench_cls.metrics:
-        raise SpaceError(f"objective.metric: '{metric}' is not a metric of {bench_cls.name}; allowed: "
+    if not isinstance(metric, str) or metric not in bench_cls.metrics:
+        raise SpaceError(f"objective.metric: {short(metric)} is not a metric of {bench_cls.name}; allowed: "
                          f"{', '.join(bench_cls.metrics)}")
     reduce = doc.get("reduce", "mean")
-    if reduce not in REDUCTIONS:
-        raise SpaceError(f"objective.reduce: '{reduce}' is not allowed; allowed: {', '.join(REDUCTIONS)}")
+    if not isinstance(reduce, str) or reduce not in REDUCTIONS:
+        raise SpaceError(f"objective.reduce: {short(reduce)} is not allowed; allowed: {', '.join(REDUCTIONS)}")
     direction = "max" if bench_cls.metrics[metric].higher_is_better else "min"
     mode = doc.get("mode", direction)
     if mode != direction:
-        raise SpaceError(f"objective.mode: '{mode}' is not allowed for {metric}; allowed: {direction} (or leave "
-                         "it out)")
+        raise SpaceError(f"objective.mode: {short(mode)} is not allowed for {metric}; allowed: {direction} (or "
+                         "leave it out)")
     return Objective(metric, reduce, mode)
 
 
-def _budget(doc: dict) -> Budget:
-    if not isinstance(doc, dict):
-        raise SpaceError(f"budget: a mapping with keys {', '.join(BUDGET_KEYS)}")
+def _budget(doc: dict, num_tasks: int) -> Budget:
     for key, value in doc.items():
         if key not in BUDGET_KEYS:
             raise SpaceError(f"budget.{key}: unknown key; allowed: {', '.join(BUDGET_KEYS)}")
         if key == "scheduler":
-            if value not in SCHEDULERS:
-                raise SpaceError(f"budget.scheduler: {value!r} is not allowed; allowed: {', '.join(SCHEDULERS)}")
+            if not isinstance(value, str) or value not in SCHEDULERS:
+                raise SpaceError(f"budget.scheduler: {short(value)} is not allowed; allowed: {', '.join(SCHEDULERS)}")
         elif key == "start_with_defaults":
             if not isinstance(value, bool):
-                raise SpaceError(f"budget.{key}: {value!r} is not allowed; allowed: true, false")
-        elif not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "sampler_seed" else 1):
-            low = 0 if key == "sampler_seed" else 1
-            raise SpaceError(f"budget.{key}: {value!r} is not allowed; allowed: an integer >= {low}")
-    return Budget(**doc)
+                raise SpaceError(f"budget.{key}: {short(value)} is not allowed; allowed: true, false")
+        elif type(value) is not int or not BUDGET_LIMITS[key][0] <= value <= BUDGET_LIMITS[key][1]:
+            low, high = BUDGET_LIMITS[key]
+            raise SpaceError(f"budget.{key}: {short(value)} is not allowed; allowed: an integer >= {low} and <= {high}")
+    budget = Budget(**doc)
+    if budget.scheduler == "asha" and budget.grace_period > num_tasks:
+        raise SpaceError(f"budget.grace_period: {budget.grace_period} is not allowed with scheduler asha; allowed: "
+                         f"an integer <= the benchmark's {num_tasks} tasks")
+    return budget
 
 
 def _param(params_cls, where: str, name: str, value: Any) -> Any:
@@ -216,37 +218,34 @@ def _param(params_cls, where: str, name: str, value: Any) -> Any:
         f = field_spec(params_cls, name)
     except ParamError as e:
         raise SpaceError(f"{where}: {e}") from None
-    try:
-        if isinstance(value, dict):
-            return _distribution(f, where, value)
-        return check_value(f, value, where)
-    except ParamError as e:
-        raise SpaceError(str(e)) from None
+    if isinstance(value, dict):
+        return _distribution(f, where, value)
+    return check_value(f, value, where)
 
 
 def _distribution(f, where: str, value: dict) -> Distribution:
     if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
         raise SpaceError(f"{where}: a distribution is one of {', '.join(f'{d}: [...]' for d in DISTRIBUTIONS)}; "
-                         f"got {value!r}")
+                         f"got {short(value)}")
     kind, args = next(iter(value.items()))
     if not isinstance(args, list) or not args:
         raise SpaceError(f"{where}.{kind}: a non-empty list is required")
     if kind == "choice":
         return Distribution(kind, tuple(check_value(f, a, f"{where}.choice") for a in args))
     if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-        raise SpaceError(f"{where}.{kind}: [low, high] with two numbers is required; got {args!r}")
+        raise SpaceError(f"{where}.{kind}: [low, high] with two numbers is required; got {short(args)}")
     low, high = args
     if low > high:
-        raise SpaceError(f"{where}.{kind}: low {low} is above high {high}")
+        raise SpaceError(f"{where}.{kind}: low {short(low)} is above high {short(high)}")
     if kind == "loguniform" and low <= 0:
-        raise SpaceError(f"{where}.loguniform: bounds must be > 0; got {args!r}")
-    if kind == "int" and not all(float(a).is_integer() for a in args):
-        raise SpaceError(f"{where}.int: bounds must be integers; got {args!r}")
+        raise SpaceError(f"{where}.loguniform: bounds must be > 0; got {short(args)}")
+    if kind == "int" and not all(isinstance(a, int) or a.is_integer() for a in args):
+        raise SpaceError(f"{where}.int: bounds must be integers; got {short(args)}")
     for a in args:
         try:
             check_value(f, a, where)
         except ParamError:
-            raise SpaceError(f"{where}.{kind}: bound {a} is not allowed; allowed: {allowed_text(f)}") from None
+            raise SpaceError(f"{where}.{kind}: bound {short(a)} is not allowed; allowed: {allowed_text(f)}") from None
     integer = base_type(f) is int
     if integer and kind == "uniform":
         raise SpaceError(f"{where}: an integer parameter takes int: [low, high] or loguniform: [low, high]")
@@ -255,4 +254,5 @@ def _distribution(f, where: str, value: dict) -> Distribution:
     return Distribution(kind, (float(low), float(high)))
 
 
-__all__ = ["Budget", "Distribution", "Objective", "Space", "SpaceError", "builtin_spaces", "load", "validate"]
+__all__ = ["Budget", "Distribution", "Objective", "Space", "SpaceError", "builtin_spaces", "load", "parse_yaml",
+           "validate"]

@@ -1,10 +1,11 @@
 """The sweep folder ``runs/<name>/``: the only code that knows its layout.
 
 ``space.yaml`` the validated space; ``sweep.json`` how it was started (tracking URI, parent run,
-resources); ``versions.json`` provenance; ``ray/`` Ray Tune's experiment (resumable); ``optuna.journal``
-Optuna's storage; ``mlflow.db`` and ``mlartifacts/`` the default MLflow store; ``records/<config_id>.csv``
-and ``.json`` each ended configuration's records and status (written by the driver as the trial ends);
-at the end ``records.csv``, ``results.csv|md|tex`` and ``report/``.
+resources); ``versions.json`` provenance; ``ray/`` Ray Tune's experiment (resumable, with each trial's
+latest full-state checkpoint); ``optuna.journal`` Optuna's storage; ``ray_session.json`` the local Ray
+session of the last driver (reaped on resume); ``mlflow.db`` and ``mlartifacts/`` the default MLflow
+store; ``records/<config_id>.csv`` and ``.json`` each ended configuration's records and status (written by
+the driver as the trial ends); at the end ``records.csv``, ``results.csv|md|tex`` and ``report/``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class SweepDir:
     records_dir = property(lambda self: self.path / "records")
     records_csv = property(lambda self: self.path / "records.csv")
     report_dir = property(lambda self: self.path / "report")
+    ray_session = property(lambda self: self.path / "ray_session.json")  # the local Ray of the last driver
 
     def results(self, suffix: str) -> Path:
         """results.csv, results.md or results.tex."""
@@ -93,6 +95,13 @@ class SweepDir:
 
     def metas(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.records_dir.glob("*.json"))]
+
+    def finished_twin(self, method: str, params: dict) -> dict | None:
+        """The meta of a finished configuration with exactly this method and these parameters, if any."""
+        for meta in self.metas():
+            if meta["status"] == "finished" and meta["method"] == method and meta["params"] == params:
+                return meta
+        return None
 
     def record_files(self) -> list[Path]:
         return sorted(self.records_dir.glob("*.csv"))

@@ -20,6 +20,7 @@ import pandas as pd
 
 from analysis.table import summarize
 from core.stats import mean_se
+from orchestrator.storage import mlflow_uri, remember
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -29,10 +30,11 @@ def _now_ms() -> int:
 
 
 class Tracker:
-    """Writes one sweep's runs; holds only strings, so Ray can pickle the callback that owns it."""
+    """Writes one sweep's runs; holds only strings, so Ray can pickle the callback that owns it. The URI it
+    holds (and Ray pickles) is masked; the real one stays in this process (``orchestrator.storage``)."""
 
     def __init__(self, tracking_uri: str, sweep: str, artifact_root: Path) -> None:
-        self.tracking_uri, self.sweep, self.artifact_root = tracking_uri, sweep, str(artifact_root)
+        self.tracking_uri, self.sweep, self.artifact_root = remember(tracking_uri), sweep, str(artifact_root)
         self._client = None
 
     def __getstate__(self):
@@ -43,15 +45,18 @@ class Tracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = MlflowClient(tracking_uri=mlflow_uri(self.tracking_uri))
         return self._client
 
     def experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.sweep)
         if exp is not None:
             return exp.experiment_id
-        # the kind makes MLflow's UI open the experiment on its training-runs table, not the GenAI overview
-        return self.client.create_experiment(self.sweep, artifact_location=Path(self.artifact_root).as_uri(),
+        # a tracking server keeps the artifacts where its team reads them; else the sweep's folder does.
+        # The kind makes MLflow's UI open the experiment on its training-runs table, not the GenAI overview
+        served = self.tracking_uri.lower().startswith(("http://", "https://", "databricks"))
+        location = None if served else Path(self.artifact_root).as_uri()
+        return self.client.create_experiment(self.sweep, artifact_location=location,
                                              tags={"mlflow.experimentKind": "custom_model_development"})
 
     def start_sweep(self, params: dict[str, Any], artifacts: list[Path]) -> str:
@@ -131,6 +136,6 @@ class Tracker:
         self.log(run_id, metrics=out)
 
     def finish(self, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
-        """MLflow status FINISHED for finished/stopped runs, FAILED otherwise; our status as a tag."""
+        """MLflow status FINISHED for finished, stopped and twin runs, FAILED otherwise; our status as a tag."""
         self.log(run_id, tags={"status": status, **(tags or {})})
-        self.client.set_terminated(run_id, "FINISHED" if status in ("finished", "stopped") else "FAILED")
+        self.client.set_terminated(run_id, "FINISHED" if status in ("finished", "stopped", "twin") else "FAILED")

@@ -1,14 +1,21 @@
-"""The function Ray runs per trial: one configuration, all its seeds, a report and checkpoint per task."""
+"""The function Ray runs per trial: one configuration, all its seeds, a report and a full-state checkpoint
+after every task.
+
+A trial restored by Ray (a retry after its worker died, or a resumed sweep) loads its last checkpoint and
+continues at the next task: nothing finished is trained again. A configuration whose (method, parameters)
+equal a finished one's is answered from that twin instead of being trained again. A divergence ends the
+trial with a ``diverged`` result (a property of the configuration: retrying it would diverge again).
+"""
 
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from core.records import read_csv
 from orchestrator.search import decode
@@ -27,6 +34,9 @@ class TrialSpec:
     objective_reduce: str
     device: str
     num_tasks: int
+    seeds_parallel: bool = False
+    cpus_per_seed: float = 1.0
+    gpus_per_seed: float = 0.0
 
     def configuration(self, config: dict[str, Any]):
         """The trial's Configuration from Optuna's flat config: decoded once, its values already checked
@@ -39,42 +49,90 @@ class TrialSpec:
                              self.seeds, self.objective_metric, self.objective_reduce, self.device)
 
 
-def report_with_records(metrics: dict[str, float], records: pd.DataFrame) -> None:
+def report(metrics: dict[str, Any], trial=None) -> None:
+    """Report to Ray, with a checkpoint of the trial's records and every seed's state when given."""
     from ray import tune
 
+    if trial is None:
+        tune.report(metrics)
+        return
     with tempfile.TemporaryDirectory() as folder:
-        records.to_csv(Path(folder) / "records.csv", index=False)
+        trial.save(Path(folder))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+def make_trial(spec: TrialSpec, config: dict[str, Any], context: dict[str, str]):
+    """A Trial whose seeds run here, one after another, or each in its own Ray actor."""
+    from trainables.build import make_runs
+    from trainables.trainable import Trial
+
+    configuration = spec.configuration(config)
+    if not spec.seeds_parallel:
+        return Trial(configuration, make_runs(configuration), context)
+    from orchestrator.seed_actors import ParallelTrial, start_seed_actors
+
+    return ParallelTrial(configuration, start_seed_actors(configuration, spec.cpus_per_seed, spec.gpus_per_seed),
+                         context)
+
+
 def tune_trainable(config: dict[str, Any], spec: TrialSpec) -> None:
-    """Ray's trial: ``run_configuration`` with Ray's report and a checkpoint of the records.
-
-    ``objective`` (the seed mean after each task) drives ASHA; ``objective_final`` is the same number
-    after the last task and NaN before, so Optuna learns only from configurations that ran every task
-    (a trial stopped early is a failed one to it, not a finished one with a better-looking number).
-    A trial restored from a checkpoint after c tasks reruns them (deterministically, same records) and
-    reports from task c + 1 on, so Ray's iteration count stays the task index.
-    """
+    """Ray's trial. ``objective`` (the seed mean after each task) drives ASHA; ``objective_final`` is the
+    same number after the last task and NaN before, so Optuna learns only from configurations that ran
+    every task (a trial stopped early is a failed one to it, not a finished one with a better number)."""
     from ray import tune
-
-    from trainables.trainable import run_configuration
 
     trial_id = tune.get_context().get_trial_id()
     if spec.sweep.config_ended(trial_id):  # it ended before a hard stop that Ray's saved state did not see
-        meta, records = spec.sweep.read_config(trial_id)
-        report_with_records(meta["last_result"], records)
+        meta, _ = spec.sweep.read_config(trial_id)
+        report(meta["last_result"])
         return
-    done = 0
+    method, params = decode(config)
+    twin = spec.sweep.finished_twin(method, params)
+    if twin is not None:
+        report({**twin["last_result"], "twin_of": twin["config_id"]})
+        return
+    context = {"config_id": trial_id, "sweep": spec.sweep.name}
+    trial, reported = make_trial(spec, config, context), 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            done = int(read_csv(Path(folder) / "records.csv")["train_task"].max())
+            trial, reported = restore(trial, Path(folder), lambda: make_trial(spec, config, context))
+    try:
+        train(trial, spec.num_tasks, reported)
+    finally:
+        trial.close()
 
-    def report(metrics: dict[str, float], records: pd.DataFrame) -> None:
-        if metrics["task"] <= done:
+
+def train(trial, num_tasks: int, reported: int) -> None:
+    """The remaining tasks, each reported with a checkpoint; a divergence ends the trial as ``diverged``."""
+    from trainables.loop import Diverged
+
+    while trial.done < num_tasks:
+        try:
+            metrics = trial.next_task()
+        except Diverged as e:
+            report({"task": trial.done, "objective": math.nan, "objective_final": math.nan, "diverged": str(e)})
             return
-        final = metrics["objective"] if metrics["task"] == spec.num_tasks else math.nan
-        report_with_records({**metrics, "objective_final": final}, records)
+        if metrics["task"] > reported:  # Ray's iteration count stays the task index
+            final = metrics["objective"] if metrics["task"] == num_tasks else math.nan
+            report({**metrics, "objective_final": final}, trial)
 
-    run_configuration(spec.configuration(config), report, {"config_id": trial_id, "sweep": spec.sweep.name})
+
+def restore(trial, folder: Path, fresh):
+    """(trial, tasks already reported): ``trial`` continued from the checkpoint ``folder``; a checkpoint that
+    cannot be read (a damaged file) is said on stderr and the configuration reruns from its first task
+    (deterministically, the same records), reporting again only after the tasks Ray has already seen."""
+    try:
+        trial.load(folder)
+        return trial, trial.done
+    except Exception:  # a damaged checkpoint is a fault to survive, not to stop the sweep on
+        traceback.print_exc()
+        try:
+            seen = int(read_csv(folder / "records.csv")["train_task"].max())
+        except Exception:
+            seen = 0
+        print(f"warning: the checkpoint in {folder} cannot be read; rerunning this configuration from task 1 "
+              f"(reports resume after task {seen})", file=sys.stderr)
+        trial.close()
+        return fresh(), seen
+

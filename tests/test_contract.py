@@ -44,6 +44,26 @@ def test_method_contract(method, bench_name):
     assert (df["metric"] == "train_loss").any()
 
 
+@pytest.mark.parametrize("bench_name", sorted(benchmarks()))
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_state_round_trips_mid_stream(method, bench_name):
+    """A run checkpointed after task 1 and restored into a freshly built run (another benchmark object,
+    as in another process) gives task 2's records exactly as the uninterrupted run does."""
+    make = benchmarks()[bench_name]
+    bench = make()
+    if not METHODS[method].requires <= bench.capabilities:
+        pytest.skip(f"{bench_name} lacks {METHODS[method].requires - bench.capabilities}")
+    params = method_params(method, smoke_values(METHODS[method].Params))
+    straight = make_run(bench, method, params, seed=0)
+    straight.run_task(1)
+    saved = straight.state()
+    expected = to_frame(straight.run_task(2))
+    restored = make_run(make(), method, params, seed=0)
+    restored.load_state(saved)
+    got = to_frame(restored.run_task(2))
+    assert len(got) and got.equals(expected)
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_runs_somewhere(method):
     """A method whose ``requires`` no benchmark offers would be skipped everywhere: that is a failure."""

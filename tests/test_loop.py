@@ -85,3 +85,25 @@ def test_run_trial_reports_seed_mean_objective_after_each_task():
     assert last["objective"] == pytest.approx(per_seed.mean())
     assert last["objective_se"] == pytest.approx(per_seed.std(ddof=1) / 2 ** 0.5)
     assert reports[-1][1] == len(df) and set(df["config_id"]) == {"c1"} and set(df["sweep"]) == {"s"}
+
+
+def test_trial_restored_after_a_task_continues_with_identical_records(tmp_path):
+    """A trial saved after task 1 of 2 (records and every seed's full state) and loaded into a freshly
+    built trial trains only task 2, and its records equal the uninterrupted trial's exactly."""
+    from trainables.build import configure, make_runs
+    from trainables.trainable import Trial
+
+    config = configure("trust_region", {"lr": 1e-3, "fisher_samples": 8, "buffer_per_task": 6},
+                       "split_digits_diffusion", {"preset": "tiny", "num_tasks": 2}, seeds=(0, 1))
+    straight = Trial(config, make_runs(config))
+    straight.next_task()
+    straight.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.csv", "seed0.state", "seed1.state"]
+    straight.next_task()
+
+    restored = Trial(config, make_runs(config))
+    restored.load(tmp_path)
+    assert restored.done == 1
+    report = restored.next_task()
+    assert report["task"] == 2 and restored.done == restored.num_tasks
+    pd.testing.assert_frame_equal(restored.frame(), straight.frame())

@@ -17,6 +17,8 @@ import torch
 from core.errors import InputError
 from trainables.benchmarks import Benchmark, get_benchmark
 from trainables.loop import ContinualRun, derived_seed, seed_everything
+
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit (np.random.seed)
 from trainables.methods import get_method
 from trainables.params import build
 
@@ -27,7 +29,7 @@ def benchmark_config(name: str, values: dict[str, Any]):
     values = dict(values)
     preset = values.pop("preset", None)
     if preset is not None:
-        if preset not in cls.presets:
+        if not isinstance(preset, str) or preset not in cls.presets:
             raise InputError(f"benchmark.preset: unknown preset '{preset}' of {name}; allowed: "
                              f"{', '.join(sorted(cls.presets)) or 'none'}")
         values = {**cls.presets[preset], **values}
@@ -94,8 +96,10 @@ def configure(method: str, params: dict[str, Any], benchmark: str, benchmark_par
     """Validate a raw configuration once; errors (InputError) name the field and what is allowed."""
     from core.stats import REDUCTIONS
 
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise InputError(f"seeds: {list(seeds)} is not allowed; allowed: a non-empty list of distinct integers")
+    if (not seeds or len(set(seeds)) != len(seeds)
+            or not all(type(s) is int and 0 <= s <= SEED_MAX for s in seeds)):
+        raise InputError(f"seeds: {list(seeds)} is not allowed; allowed: a non-empty list of distinct integers "
+                         f"in [0, {SEED_MAX}] (numpy's 32-bit seeds)")
     bench_config = benchmark_config(benchmark, benchmark_params)
     typed = method_params(method, params, bench_config)
     metrics = get_benchmark(benchmark).metrics

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainables import checkpoint
 from trainables.benchmarks.base import Benchmark
 from trainables.methods.base import Method
 from trainables.records import Record
@@ -116,6 +117,20 @@ class ContinualRun:
         records += self._evaluate(k, schedule.all_metrics)
         self.done = k
         return records
+
+    def state(self) -> bytes:
+        """A full-state checkpoint at a task boundary (see ``trainables.checkpoint``)."""
+        return checkpoint.dumps({"method": self.method.state(), "generator": self.generator.get_state(),
+                                 "step": self.step, "done": self.done, "rng": checkpoint.rng_states()},
+                                checkpoint.live_objects(self.bench, self.generator))
+
+    def load_state(self, data: bytes) -> None:
+        """Continue from ``state()``'s bytes: the next ``run_task`` is the task after the saved one."""
+        state = checkpoint.loads(data, checkpoint.live_objects(self.bench, self.generator))
+        self.method.load_state(state["method"])
+        self.generator.set_state(state["generator"])
+        self.step, self.done = state["step"], state["done"]
+        checkpoint.set_rng_states(state["rng"])
 
     def _train_stats(self, k: int, sums: dict[str, float], count: int) -> list[Record]:
         return [Record(self.method_name, self.seed, self.step, k, k, f"train_{name}", total / count)

@@ -86,31 +86,60 @@ def _eval_type(text: str) -> Any:
 
 
 def check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
-    """Coerce ``value`` to the field's type and check its range; ParamError names ``where``."""
+    """Coerce ``value`` to the field's type and check its range; ParamError names ``where``.
+
+    Integers must fit in 64 bits, and a field named ``seed`` or ``*_seed`` in [0, 2**32 - 1] (numpy's
+    seeds). A list holds scalars: of its annotated item type (``list[int]``), else of its default's."""
     kind = base_type(f)
     m = f.metadata
-    bad = f"{where}: {value!r} is not allowed; allowed: {allowed_text(f)}"
+    text = repr(value)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    bad = f"{where}: {text} is not allowed; allowed: {allowed_text(f)}"
     if value is None and f.default is None:
         return None
+
+    def number(v: Any, integer: bool) -> Any:  # v as an int or a float, or None when it is not one
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        if isinstance(v, int):
+            return (v if integer else float(v)) if -2**63 <= v < 2**63 else None
+        if not math.isfinite(v) or (integer and not (v.is_integer() and -2**63 <= v < 2**63)):
+            return None
+        return int(v) if integer else v
+
     if kind is bool:
         if not isinstance(value, bool):
             raise ParamError(bad)
-    elif kind is int:
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or float(value) != int(value)):
-            raise ParamError(bad)
-        value = int(value)
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ParamError(bad)
-        value = float(value)
+    elif kind in (int, float):
+        seed = kind is int and (f.name == "seed" or f.name.endswith("_seed"))
+        value = number(value, kind is int)
+        if seed and (value is None or not 0 <= value < 2**32):
+            raise ParamError(f"{where}: {text} is not allowed; allowed: a seed, an integer in [0, {2**32 - 1}]")
+        if value is None:
+            raise ParamError(bad + (" (64-bit)" if kind is int else ""))
     elif kind is str:
         if not isinstance(value, str):
             raise ParamError(bad)
     elif kind in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ParamError(f"{where}: {value!r} is not allowed; allowed: a list")
-        value = kind(value)
+        tp = _eval_type(f.type) if isinstance(f.type, str) else f.type
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        item = ([a for a in typing.get_args(tp) if a is not Ellipsis] or [None])[0]
+        if item is None and isinstance(default, (list, tuple)) and len({type(d) for d in default}) == 1:
+            item = type(default[0])
+        item = item if item in (bool, int, float, str) else None
+
+        def scalar(v: Any) -> Any:  # an item, checked; None when not allowed
+            if item in (int, float):
+                return number(v, item is int)
+            if isinstance(v, item or (bool, str)):
+                return v
+            return v if item is None and number(v, isinstance(v, int)) is not None else None
+
+        items = [scalar(v) for v in value] if isinstance(value, (list, tuple)) else [None]
+        if any(v is None for v in items):
+            name = {bool: "booleans", int: "integers", float: "finite numbers", str: "strings"}.get(item, "scalars")
+            raise ParamError(f"{where}: {text} is not allowed; allowed: a list of {name}")
+        value = kind(items)
     if m.get("choices") is not None and value not in m["choices"]:
         raise ParamError(bad)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from core.records import Record, to_frame
+from core.records import COLUMNS, Record, read_csv, to_frame
 from core.stats import REDUCTIONS, reduce_tasks, seed_summary
 from trainables.build import Configuration, configure, make_runs
 
-__all__ = ["REDUCTIONS", "Report", "TrialConfig", "objective_value", "run_configuration", "run_trial"]
+__all__ = ["REDUCTIONS", "Report", "SeedFailed", "Trial", "TrialConfig", "objective_value", "run_configuration", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -61,23 +62,84 @@ def objective_value(records: list[Record], k: int, metric: str, reduce: str, hig
 Report = Callable[[dict[str, float], pd.DataFrame], None]
 
 
+class SeedFailed(RuntimeError):
+    """One seed of a configuration failed (not diverged): the configuration fails, naming the seed; it is
+    never averaged over the seeds that survived."""
+
+
+def seed_task(seed: int, k: int, work: Callable, *args):
+    """``work(*args)`` for seed ``seed`` at task ``k``; an error other than a divergence names the seed."""
+    from trainables.loop import Diverged
+
+    try:
+        return work(*args)
+    except Diverged:
+        raise
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[-1]  # Ray's wrapped errors end with the cause's line
+        raise SeedFailed(f"seed {seed} failed at task {k}: {type(e).__name__}: {first}") from e
+
+
+class Trial:
+    """A configuration's seeds, trained task by task; checkpointed and restored at task boundaries.
+
+    ``runs`` are the seeds' runs: :class:`~trainables.loop.ContinualRun` objects here, or stand-ins with
+    the same ``seed``, ``run_task``, ``state`` and ``load_state`` (the orchestrator's Ray actors);
+    ``run_task`` trains task k on every seed, one after another unless a subclass overrides it.
+    """
+
+    def __init__(self, config: Configuration, runs: list, context: dict[str, str] | None = None) -> None:
+        self.config, self.runs = config, runs
+        self.context = {"benchmark": config.benchmark, **(context or {})}
+        self.num_tasks = config.bench_config.num_tasks
+        self.records: list[Record] = []
+        self.done = 0
+
+    def run_task(self, k: int) -> list[list[Record]]:
+        return [seed_task(run.seed, k, run.run_task, k) for run in self.runs]
+
+    def next_task(self) -> dict[str, float]:
+        """Train the next task on every seed; the report: task, seed-mean objective, its SE, each seed's."""
+        k = self.done + 1
+        values = {}
+        for run, new in zip(self.runs, self.run_task(k)):
+            self.records += new
+            values[run.seed] = objective_value(new, k, self.config.metric, self.config.objective_reduce,
+                                               self.config.higher_is_better)
+        self.done = k
+        return {"task": k, **seed_summary(values)}
+
+    def frame(self) -> pd.DataFrame:
+        return to_frame(self.records, **self.context)
+
+    def close(self) -> None:
+        """Release what the seeds' runs hold outside this process (nothing for local runs)."""
+
+    def save(self, folder: Path) -> None:
+        """Records so far (records.csv) and every seed's full state (seed<S>.state) into ``folder``."""
+        self.frame().to_csv(folder / "records.csv", index=False)
+        for run in self.runs:
+            (folder / f"seed{run.seed}.state").write_bytes(run.state())
+
+    def load(self, folder: Path) -> None:
+        """Continue from ``save``'s folder: the next task is the one after the saved one."""
+        frame = read_csv(folder / "records.csv")
+        self.records = [Record(*row) for row in frame[list(COLUMNS)].itertuples(index=False)]
+        for run in self.runs:
+            run.load_state((folder / f"seed{run.seed}.state").read_bytes())
+        self.done = int(frame["train_task"].max()) if len(frame) else 0
+
+
 def run_configuration(config: Configuration, report: Report | None = None,
                       context: dict[str, str] | None = None) -> pd.DataFrame:
     """Train ``config`` over its seeds task by task; report after each task; return all records.
     ``context`` (config_id, sweep, ...) becomes constant columns of the records, with ``benchmark``."""
-    context = {"benchmark": config.benchmark, **(context or {})}
-    runs = make_runs(config)
-    metric, higher = config.metric, config.higher_is_better
-    records: list[Record] = []
-    for k in range(1, len(runs[0].bench.tasks) + 1):
-        values = {}
-        for run in runs:
-            new = run.run_task(k)
-            records += new
-            values[run.seed] = objective_value(new, k, metric, config.objective_reduce, higher)
+    trial = Trial(config, make_runs(config), context)
+    while trial.done < trial.num_tasks:
+        metrics = trial.next_task()
         if report is not None:
-            report({"task": k, **seed_summary(values)}, to_frame(records, **context))
-    return to_frame(records, **context)
+            report(metrics, trial.frame())
+    return trial.frame()
 
 
 def run_trial(config: TrialConfig, report: Report | None = None) -> pd.DataFrame:

@@ -46,6 +46,12 @@ class DigitsClassification(Benchmark):
     metrics = {"accuracy": MetricSpec(higher_is_better=True, cheap=True)}
     capabilities = frozenset({"linear_head"})  # the MLP ends in one Linear layer (OML adapts only it)
 
+    @classmethod
+    def check(cls, config) -> None:
+        if not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= 100_000 for h in config.hidden):
+            raise ValueError(f"benchmark.hidden: {config.hidden!r} is not allowed; allowed: a list of widths, "
+                             "integers from 1 to 100000 (an empty list is a linear model)")
+
     def __init__(self, config, device="cpu") -> None:
         super().__init__(config, device)
         images, labels, mask = digits_split(config.held_out_fraction, config.split_seed)
@@ -171,6 +177,7 @@ class SplitDigits(DigitsClassification):
 
     @classmethod
     def check(cls, config) -> None:
+        super().check(config)
         if config.num_tasks * config.classes_per_task > 10:
             raise ValueError(f"benchmark.num_tasks: {config.num_tasks} tasks of {config.classes_per_task} classes "
                              "is not allowed; allowed: classes_per_task * num_tasks <= 10")

@@ -90,6 +90,17 @@ class Method:
         """The model that answers for ``task`` at evaluation time (a merged model, a task module, ...)."""
         return self.model
 
+    def state(self) -> dict[str, Any]:
+        """What the method keeps between tasks, for a checkpoint at a task boundary: by default every
+        attribute (model, optimizer, teacher, anchors, memories, ...). The benchmark, its tasks and the
+        run's generator inside it are saved as references and come back as the live ones. A method holding
+        something that cannot be pickled (a lambda, an open file) overrides this and ``load_state``."""
+        return dict(vars(self))
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Become the method ``state`` describes (the inverse of ``state``)."""
+        vars(self).update(state)
+
     def step(self, loss: torch.Tensor) -> None:
         """zero_grad, backward, optimizer step."""
         self.optimizer.zero_grad(set_to_none=True)
