@@ -90,8 +90,9 @@ class Trial:
 
     def __init__(self, config: Configuration, runs: list, context: dict[str, str] | None = None) -> None:
         self.config, self.runs = config, runs
-        self.context = {"benchmark": config.benchmark, **(context or {})}
         self.num_tasks = config.bench_config.num_tasks
+        # the stream's length travels with the records: a run stopped early is incomplete to analysis
+        self.context = {"benchmark": config.benchmark, "num_tasks": self.num_tasks, **(context or {})}
         self.records: list[Record] = []
         self.done = 0
 
