@@ -146,12 +146,14 @@ def list_(what) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="the interface to bind; anything but 127.0.0.1 exposes the UI (unauthenticated) to others")
-def ui(name, runs_dir, port, host) -> None:
-    """Start the MLflow UI (on 127.0.0.1 unless --host) against a sweep's store and print its address."""
+@click.option("--open", "open_browser", is_flag=True, help="open the sweep's page in a web browser")
+def ui(name, runs_dir, port, host, open_browser) -> None:
+    """Start the MLflow UI (on 127.0.0.1 unless --host) against a sweep's store and print the address of
+    the sweep's experiment page (MLflow's telemetry off unless MLFLOW_DISABLE_TELEMETRY=false)."""
     from orchestrator.ui import serve
 
     try:
-        code = serve(name, runs_dir, port, click.echo, host)
+        code = serve(name, runs_dir, port, click.echo, host, open_browser)
     except InputError as e:
         fail(e)
     sys.exit(code)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+import webbrowser
 from typing import Callable
 
 from core.errors import InputError
@@ -11,8 +16,10 @@ from core.urls import mask
 from orchestrator.sweep_dir import SweepDir
 
 
-def serve(name: str | None, runs_dir: str, port: int, say: Callable[[str], None], host: str = "127.0.0.1") -> int:
-    """Run the UI of sweep ``name`` (default: the most recent) until it stops; its exit code."""
+def serve(name: str | None, runs_dir: str, port: int, say: Callable[[str], None], host: str = "127.0.0.1",
+          open_browser: bool = False) -> int:
+    """Run the UI of sweep ``name`` (default: the most recent) until it stops; its exit code. The printed
+    address (and ``open_browser``'s) is the sweep's experiment page, not MLflow's home page."""
     sweeps = SweepDir.all(runs_dir)
     chosen = [s for s in sweeps if s.name == name] if name else sweeps
     if not chosen:
@@ -25,6 +32,53 @@ def serve(name: str | None, runs_dir: str, port: int, say: Callable[[str], None]
         say(f"sweep {sweep.name} logs to {mask(uri)}; open that server's UI")
         return 0
     shown = f"[{host}]" if ":" in host else host
-    say(f"MLflow UI for sweep {sweep.name}: http://{shown}:{port}  (Ctrl+C stops it)")
+    address = f"http://{shown}:{port}/#/experiments/{experiment_id(uri, sweep.name)}/runs"
+    say(f"MLflow UI for sweep {sweep.name}: {address}  (Ctrl+C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    return subprocess.call(cmd)
+    # MLflow's telemetry stays off unless the user turned it on
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
+    server = subprocess.Popen(cmd, env=env, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        if open_browser and wait_until_up(f"http://{shown}:{port}/health", server):
+            webbrowser.open(address)
+        return server.wait()
+    except KeyboardInterrupt:
+        return stop(server)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def experiment_id(uri: str, name: str) -> str:
+    """The id of the sweep's experiment in its store (read only), so the address opens on its runs."""
+    from mlflow.tracking import MlflowClient
+
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    if experiment is None:
+        raise InputError(f"--name: sweep {name} has no experiment in its store {mask(uri)} (it never started)")
+    return experiment.experiment_id
+
+
+def wait_until_up(url: str, server: subprocess.Popen, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def stop(server: subprocess.Popen) -> int:
+    """Stop the server this command started (its own process group: MLflow's workers too), also on Ctrl+C
+    or SIGTERM."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+            return server.wait(timeout=10)
+        except ProcessLookupError:
+            return server.wait()
+        except subprocess.TimeoutExpired:
+            continue
+    return server.wait()

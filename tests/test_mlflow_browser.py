@@ -30,23 +30,24 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server(finished_sweep):
+    """`orchestrate ui` against the sweep's store: (the address it prints, the sweep folder)."""
     result, folder = finished_sweep
     assert result.exit_code == 0, result.output
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                             f"sqlite:///{folder / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "ui", "--name", folder.name, "--runs-dir",
+                             str(folder.parent), "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    address = proc.stdout.readline().split(": ", 1)[1].split()[0]
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(base + "/health", timeout=2)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
             break
         except OSError:
             time.sleep(0.5)
-    yield base, folder
+    yield address, folder
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
@@ -67,13 +68,20 @@ def test_runs_tags_and_aggregated_metrics_are_on_the_page(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     from sweep_helpers import mlflow_runs
 
-    base, folder = server
+    address, folder = server
+    base = address.split("/#/")[0]
     _, exp, runs = mlflow_runs(folder)
+    assert address == f"{base}/#/experiments/{exp.experiment_id}/runs"  # the sweep's page, not MLflow's home
     seed_runs = [r for r in runs if r.data.tags["level"] == "seed"]
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 3200, "height": 1100})
+
+        # the printed address opens on the sweep's runs (not MLflow's home page or the Default experiment)
+        page.goto(address)
+        page.get_by_text("sweep e2e", exact=False).first.wait_for(timeout=90_000)
+        page.screenshot(path=str(ARTIFACTS / "mlflow_sweep_page.png"), full_page=True)
 
         # every seed run, under its configuration (expand the nested rows), with its tags on its page
         page.goto(runs_page(base, exp.experiment_id, "tags.level = 'seed'"))

@@ -170,7 +170,7 @@ def test_orchestrate_ui_serves_the_sweeps_store(finished_sweep):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         first = proc.stdout.readline()
-        assert f"MLflow UI for sweep e2e: http://127.0.0.1:{port}" in first
+        assert f"MLflow UI for sweep e2e: http://127.0.0.1:{port}/#/experiments/" in first
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=e2e"
         deadline, body = time.time() + 90, None
         while time.time() < deadline and body is None:
@@ -179,9 +179,15 @@ def test_orchestrate_ui_serves_the_sweeps_store(finished_sweep):
             except OSError:
                 time.sleep(0.5)
         assert body is not None and body["experiment"]["name"] == "e2e"
+        assert f"/#/experiments/{body['experiment']['experiment_id']}/runs" in first
+        proc.send_signal(signal.SIGTERM)  # to `orchestrate ui` alone: it stops the server it started
+        assert proc.wait(timeout=30) is not None
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=5)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def test_report_is_on_the_parent_run_and_analysis_reads_the_sweep_from_mlflow(finished_sweep):
