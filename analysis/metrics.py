@@ -15,14 +15,17 @@ from core.errors import InputError
 _KEYS = ("method", "config_id", "benchmark", "sweep", "seed", "metric")
 
 
-def result_matrix(records: pd.DataFrame, num_tasks: int | None = None) -> np.ndarray:
+def result_matrix(records: pd.DataFrame, num_tasks: int | None = None,
+                  ends: dict[int, int] | None = None) -> np.ndarray:
     """R from the records of ONE seed and ONE metric (and one configuration).
 
     R[k, j] is the value of eval_task j at the last step among the records with train_task == k: the
     loop always evaluates every seen task at the end of task k's phase (METHODS.md §5). An entry is NaN
     where task j was not evaluated at that step, where phase k has no record, or where j > k.
     ``num_tasks`` (N) defaults to the largest train_task present; pass it to size R for a seed that
-    stopped early. Raises ValueError if the records mix seeds/metrics/configurations, hold duplicate
+    stopped early. ``ends`` ({k: last step of phase k over all of the seed's records, any metric;
+    analysis.completeness.phase_ends}) makes R[k, j] the value at exactly that step: an evaluation at an
+    earlier step of the phase never stands in for a missing end-of-task one. Raises ValueError if the records mix seeds/metrics/configurations, hold duplicate
     (train_task, step, eval_task) rows, or hold tasks outside 1..N or eval_task > train_task.
     """
     for key in _KEYS:
@@ -43,7 +46,8 @@ def result_matrix(records: pd.DataFrame, num_tasks: int | None = None) -> np.nda
         row = records[dup].iloc[0]
         raise InputError(f"result_matrix: duplicate records for train_task {row['train_task']}, "
                          f"step {row['step']}, eval_task {row['eval_task']}")
-    last_step = records.groupby("train_task")["step"].transform("max")
+    last_step = (records["train_task"].map(ends) if ends is not None
+                 else records.groupby("train_task")["step"].transform("max"))
     final = records[records["step"] == last_step]
     R[final["train_task"].to_numpy() - 1, final["eval_task"].to_numpy() - 1] = final["value"].to_numpy(float)
     return R

@@ -25,6 +25,7 @@ LOWER_THRESHOLDS = (0.1, 0.2, 0.3)      # value <= (1 + x)·P_j (000 Table 2: FI
 HIGHER_THRESHOLDS = (0.99, 0.9, 0.8)    # value >= x·P_j (000: success rate)
 _RUN_KEYS = ("benchmark", "sweep", "method", "config_id", "seed")
 _GRID = ["step", "train_task", "eval_task"]
+SEED_COLUMNS = ["steps_se", "reconverged", "seeds", "steps_reconverged_mean"]
 
 
 def phase_starts(records: pd.DataFrame) -> dict[int, int]:
@@ -165,9 +166,10 @@ def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, ta
     same (step, train_task, eval_task) evaluations of ``metric`` and the same phase starts, else
     ValueError. Columns: [benchmark, sweep,] method, config_id, task, threshold, after_task, steps
     (Int64, <NA> when never met).
-    aggregate="seeds": steps per seed; ``steps`` (float) and ``steps_se`` (core.stats.mean_se; NaN if
-    fewer than 2) over the seeds that re-converged, ``reconverged`` = how many did, ``seeds`` = how many
-    there are (a seed that never re-converges counts in ``seeds`` only).
+    aggregate="seeds": steps per seed; ``steps`` (float) and ``steps_se`` (core.stats.mean_se; SE NaN
+    with one seed) over all seeds, only when every seed re-converged (else NaN: never a mean of the
+    survivors); ``reconverged`` = how many did, ``seeds`` = how many there are, and
+    ``steps_reconverged_mean`` = the mean over the ``reconverged`` survivors (for the CSV only).
     An entry whose phase k has no evaluation of task j after s_k is None/<NA> (counts as not met).
     Raises ValueError if ``metric`` is absent (naming the metrics present).
     """
@@ -222,14 +224,18 @@ def reconvergence(records: pd.DataFrame, metric: str, higher_is_better: bool, ta
                 for k in range(j + 1, n + 1):
                     hit = [e[(x, k)] for e in per_seed.values() if e[(x, k)] is not None]
                     mean, se, _ = mean_se(hit)
-                    rows.append({**ident, "task": j, "threshold": x, "after_task": k, "steps": mean,
-                                 "steps_se": se, "reconverged": len(hit), "seeds": len(per_seed)})
+                    every = len(hit) == len(per_seed)
+                    rows.append({**ident, "task": j, "threshold": x, "after_task": k,
+                                 "steps": mean if every else np.nan, "steps_se": se if every else np.nan,
+                                 "reconverged": len(hit), "seeds": len(per_seed),
+                                 "steps_reconverged_mean": mean})
     columns = keys + ["task", "threshold", "after_task", "steps"]
     if aggregate == "seeds":
-        columns += ["steps_se", "reconverged", "seeds"]
+        columns += SEED_COLUMNS
     out = pd.DataFrame(rows, columns=columns)
     if aggregate == "curve":
         out["steps"] = out["steps"].astype("Int64")
     else:
-        out = out.astype({"steps": float, "steps_se": float, "reconverged": int, "seeds": int})
+        out = out.astype({"steps": float, "steps_se": float, "reconverged": int, "seeds": int,
+                          "steps_reconverged_mean": float})
     return out.astype({"task": int, "after_task": int, "threshold": float})

@@ -12,7 +12,8 @@ import pandas as pd
 
 from analysis.directions import higher_is_better as direction
 from analysis.load import Source
-from analysis.render import to_csv, to_html, to_latex, to_markdown
+from analysis.reconverge import SEED_COLUMNS
+from analysis.render import format_mean_se, to_csv, to_html, to_latex, to_markdown
 from analysis.table import best_configs, per_seed_scores, select, summarize
 from core import stats as S
 from core.errors import InputError
@@ -68,7 +69,26 @@ def method_table(source: Source, metric: str, higher: bool, configs: tuple[str, 
                 for m in lost]
         table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True).sort_values("method", kind="stable")
     extra = [c for c in table.columns if any(c.startswith(f"{s}_") for s in SCORES) and c not in TABLE_COLUMNS]
-    return table[[*TABLE_COLUMNS, *extra, "config_id", "complete", "missing"]].reset_index(drop=True)
+    note = inferred_note(summary)
+    table = table[[*TABLE_COLUMNS, *extra, "config_id", "complete", "missing"]].reset_index(drop=True)
+    table.attrs["note"] = note
+    return table
+
+
+def inferred_note(summary: pd.DataFrame) -> str:
+    """'' unless N was inferred for some configuration (records without a num_tasks column); then one
+    sentence saying so, with N per benchmark."""
+    inferred = summary[summary["num_tasks_inferred"].astype(bool)]
+    if inferred.empty:
+        return ""
+    if "benchmark" in inferred.columns:
+        per = inferred.groupby("benchmark", dropna=False)["num_tasks"].first()
+        n = ", ".join(f"{v} tasks ({b})" for b, v in per.items())
+    else:
+        n = f"{int(inferred['num_tasks'].iloc[0])} tasks"
+    return (f"note: the records carry no num_tasks column, so the stream's length N = {n} is inferred "
+            "as the largest train_task of the benchmark's records; a run of a longer stream that stopped "
+            "at N would look complete")
 
 
 def _add_stat(table: pd.DataFrame, scores: pd.DataFrame, score: str, stat: str) -> pd.DataFrame:
@@ -94,11 +114,22 @@ def score_directions(higher: bool) -> dict[str, bool]:
 
 
 def render_table(table: pd.DataFrame, fmt: str, higher: bool) -> str:
+    """The table in ``fmt``; its note (``table.attrs['note']``, N inferred) as a ``note`` column in CSV,
+    a line under the table otherwise."""
+    note = table.attrs.get("note", "")
     if fmt == "csv":
         shown = table.drop(columns=["complete"] + ([] if (~table["complete"].astype(bool)).any() else ["missing"]))
-        return to_csv(shown)
+        return to_csv(shown.assign(note=note) if note else shown)
     writer = {"md": to_markdown, "latex": to_latex, "html": to_html}[fmt]
-    return writer(table, list(SCORES), labels=("method", "seeds"), higher_is_better=score_directions(higher))
+    text = writer(table, list(SCORES), labels=("method", "seeds"), higher_is_better=score_directions(higher))
+    if not note:
+        return text
+    from html import escape
+
+    from analysis.render import _latex_escape
+
+    return text + {"md": f"\n{note}\n", "latex": f"\\par\\noindent {_latex_escape(note)}\n",
+                   "html": f"<p class='note'>{escape(note)}</p>\n"}[fmt]
 
 
 def selected_records(source: Source, metric: str, higher: bool, configs: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -122,8 +153,18 @@ def reconvergence_table(source: Source, metric: str, higher: bool, task, thresho
                        aggregate=aggregate)
     columns = ["method"] + (["task"] if task == "all" else []) + ["threshold", "after_task", "steps"]
     if aggregate == "seeds":
-        columns += ["steps_se", "reconverged", "seeds"]
+        columns += SEED_COLUMNS
     return df[columns].reset_index(drop=True)
+
+
+def reconvergence_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """A per-seed re-convergence table for reading: ``steps`` becomes 'mean±SE' when every seed
+    re-converged, else 'k/n' (k of n seeds did; e.g. '1/3'); the survivors' mean stays in the CSV."""
+    if "reconverged" not in table.columns:
+        return table
+    cells = [format_mean_se(m, s) if k == n else f"{k}/{n}"
+             for m, s, k, n in zip(table["steps"], table["steps_se"], table["reconverged"], table["seeds"])]
+    return table.drop(columns=SEED_COLUMNS).assign(steps=cells)
 
 
 def eval_metrics(source: Source) -> list[str]:
@@ -144,58 +185,7 @@ def eval_metrics(source: Source) -> list[str]:
 
 
 def build_report(source: Source, folder: Path) -> list[Path]:
-    """Every table and figure of the sweep, for each evaluated metric, written into ``folder``, with
-    report.md and a self-contained report.html; returns the files written."""
-    import base64
+    """report.md and report.html with every table and figure of the sweep (analysis.report_page)."""
+    from analysis.report_page import build
 
-    from analysis.plots import result_heatmaps, save, task_curves
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    md = [f"# Sweep {source.name}\n"]
-    html = [f"<!doctype html><meta charset='utf-8'><title>Sweep {source.name}</title>",
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}</style>",
-            f"<h1>Sweep {source.name}</h1>"]
-    if source.objective:
-        line = (f"Objective: {source.objective.get('reduce', 'mean')} of {source.objective.get('metric')} over "
-                f"tasks ({source.objective.get('mode')}); each method's best configuration by it. Seeds: "
-                f"{', '.join(map(str, source.seeds))}. Cells are mean±standard error over seeds.")
-        md.append(line + "\n")
-        html.append(f"<p>{line}</p>")
-
-    def write(name: str, text: str) -> None:
-        (folder / name).write_text(text)
-        written.append(folder / name)
-
-    for metric in eval_metrics(source):
-        higher = direction(metric, source.directions)
-        table = method_table(source, metric, higher)
-        write(f"table_{metric}.csv", render_table(table, "csv", higher))
-        write(f"table_{metric}.tex", render_table(table, "latex", higher))
-        heading = f"{metric} ({'higher' if higher else 'lower'} is better)"
-        md += [f"## {heading}\n", render_table(table, "md", higher)]
-        html += [f"<h2>{heading}</h2>", render_table(table, "html", higher)]
-        from analysis.render import plain_table
-
-        try:
-            rec = reconvergence_table(source, metric, higher, "all")
-            note = "on the seed-mean curve"
-        except ValueError:
-            rec = reconvergence_table(source, metric, higher, "all", aggregate="seeds")
-            note = "per seed (evaluation steps differ across seeds), mean over the seeds that re-converged"
-        write(f"reconvergence_{metric}.csv", plain_table(rec, "csv"))
-        title = f"Steps to re-converge to task j's end-of-task {metric}, {note}"
-        md += [f"### {title}\n", plain_table(rec, "md")]
-        html += [f"<h3>{title}</h3>", plain_table(rec, "html")]
-        records = selected_records(source, metric, higher)
-        for name, fig in ((f"task1_{metric}.png", task_curves(records, metric, task=1)),
-                          (f"heatmap_{metric}.png", result_heatmaps(records, metric))):
-            save(fig, folder / name)
-            written.append(folder / name)
-            md.append(f"![{name}]({name})\n")
-            data = base64.b64encode((folder / name).read_bytes()).decode()
-            html.append(f"<p><img alt='{name}' src='data:image/png;base64,{data}' style='max-width:100%'></p>")
-    write("report.md", "\n".join(md))
-    write("report.html", "\n".join(html))
-    return written
+    return build(source, folder)

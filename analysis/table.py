@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis import completeness as C
 from analysis import metrics as M
 from core import stats
 from core.errors import InputError
 
 REQUIRED = ("method", "seed", "step", "train_task", "eval_task", "metric", "value")
 SCORES = ("final", "forgetting", "bwt", "aaa")
-_MAX_ENTRIES = 4  # partial (k, j) entries named per seed before "and n more"
 
 
 class IncompleteRecords(InputError):
@@ -32,6 +32,7 @@ def _prepare(records: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, list[str
     if metric not in present:
         raise IncompleteRecords(f"metric {metric!r} not in records; metrics present: "
                                 f"{', '.join(present) if present else 'none'}")
+    C.check_finite(records, metric)
     method = records["method"].to_numpy(dtype=object)
     config = records["config_id"].to_numpy(dtype=object) if "config_id" in records else method
     df = records.assign(config_id=[_config_name(c, m) for c, m in zip(config, method)])
@@ -48,55 +49,42 @@ def _config_name(config, method) -> str:
     return str(config)
 
 
-def _ranges(tasks: list[int]) -> str:
-    """[1, 2, 3, 5] -> 'tasks 1-3, 5'; [4] -> 'task 4'."""
-    spans, start = [], tasks[0]
-    for prev, cur in zip(tasks, tasks[1:] + [None]):
-        if cur != prev + 1:
-            spans.append(f"{start}-{prev}" if prev > start else f"{start}")
-            start = cur
-    return ("task " if len(tasks) == 1 else "tasks ") + ", ".join(spans)
-
-
-def _missing(R: np.ndarray) -> str:
-    """Words for the missing lower-triangle entries of R ('' when none)."""
-    n = R.shape[0]
-    holes = [(k, j) for k in range(1, n + 1) for j in range(1, k + 1) if np.isnan(R[k - 1, j - 1])]
-    phases = [k for k in range(1, n + 1) if all((k, j) in holes for j in range(1, k + 1))]
-    entries = [f"task {j} after task {k}" for k, j in holes if k not in phases]
-    parts = [_ranges(phases) + " missing"] if phases else []
-    if entries:
-        more = f" and {len(entries) - _MAX_ENTRIES} more" if len(entries) > _MAX_ENTRIES else ""
-        parts.append(", ".join(entries[:_MAX_ENTRIES]) + more + " missing")
-    return "; ".join(parts)
+def _seed_matrix(cfg: pd.DataFrame, metric: str, seed, n: int) -> tuple[np.ndarray, dict[int, int]]:
+    """R of ``metric`` for one seed of one configuration (all metrics in ``cfg``), each R[k, j] taken at
+    the last step of phase k over all of that seed's records, and those phase ends."""
+    run = cfg[cfg["seed"] == seed]
+    ends = C.phase_ends(run)
+    return M.result_matrix(run[run["metric"] == metric], num_tasks=n, ends=ends), ends
 
 
 def per_seed_scores(records: pd.DataFrame, metric: str, higher_is_better: bool,
                     num_tasks: int | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
     """One row per (method, config_id, seed): final, forgetting, bwt, aaa (METHODS.md §5), num_tasks,
-    complete, missing.
+    num_tasks_inferred, complete, missing.
 
-    num_tasks is N: the given ``num_tasks`` (the stream's length, so a run stopped early is incomplete),
-    else the largest train_task over all seeds (and all metrics) of the configuration. ``seeds`` names
-    the seeds every configuration should have: one without records counts as missing. A seed is complete when R[k, j] of ``metric`` exists for every j <= k <= N; an incomplete seed has NaN
-    scores and ``missing`` says what lacks (e.g. "tasks 4-5 missing"). A seed with records of other
+    N (num_tasks) is the stream's length (analysis.completeness.stream_lengths): ``num_tasks`` (the
+    sweep's), else the records' num_tasks column, else the largest train_task of the benchmark
+    (num_tasks_inferred True). ``seeds`` names the seeds every configuration should have: one without
+    records counts as missing. A seed is complete when R[k, j] of ``metric`` exists for every
+    j <= k <= N at the last step of phase k of that seed (any metric's records); an incomplete seed has
+    NaN scores and ``missing`` says what lacks (e.g. "tasks 4-5 missing"). A seed with records of other
     metrics only counts as a seed with everything missing.
     """
     df, keys = _prepare(records, metric)
+    lengths = C.stream_lengths(df, keys, num_tasks)
     rows = []
     for key, cfg in df.groupby(keys, dropna=False, sort=True):
-        n = num_tasks or int(cfg["train_task"].max())
-        evals = cfg[cfg["metric"] == metric]
+        n, inferred = lengths[key if isinstance(key, tuple) else (key,)]
         for seed in sorted(set(cfg["seed"].unique()) | set(seeds or [])):
-            R = M.result_matrix(evals[evals["seed"] == seed], num_tasks=n)
-            missing = _missing(R)
+            R, ends = _seed_matrix(cfg, metric, seed, n)
+            missing = C.missing(R, ends)
             scores = dict.fromkeys(SCORES, float("nan"))
             if not missing:
                 scores = {"final": M.final_average(R), "forgetting": M.forgetting(R, higher_is_better),
                           "bwt": M.bwt(R), "aaa": M.aaa(R)}
             rows.append({**dict(zip(keys, key)), "seed": int(seed), **scores, "num_tasks": n,
-                         "complete": not missing, "missing": missing})
-    columns = keys + ["seed", *SCORES, "num_tasks", "complete", "missing"]
+                         "num_tasks_inferred": inferred, "complete": not missing, "missing": missing})
+    columns = keys + ["seed", *SCORES, "num_tasks", "num_tasks_inferred", "complete", "missing"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -115,14 +103,14 @@ def summarize(records: pd.DataFrame, metric: str, higher_is_better: bool, num_ta
     for key, cfg in scores.groupby(keys, dropna=False, sort=True):
         complete = bool(len(cfg) > 0 and cfg["complete"].all())
         row = {**dict(zip(keys, key)), "seeds": len(cfg), "num_tasks": int(cfg["num_tasks"].iloc[0]),
-               "complete": complete}
+               "num_tasks_inferred": bool(cfg["num_tasks_inferred"].iloc[0]), "complete": complete}
         for name in SCORES:
             mean, se, _ = stats.mean_se(cfg[name]) if complete else (float("nan"), float("nan"), 0)
             row[name], row[f"{name}_se"] = mean, se
         bad = cfg[~cfg["complete"]]
         row["missing"] = "; ".join(f"seed {s}: {m}" for s, m in zip(bad["seed"], bad["missing"]))
         rows.append(row)
-    columns = keys + ["seeds", "num_tasks", "complete"] + [f"{s}{x}" for s in SCORES for x in ("", "_se")]
+    columns = keys + ["seeds", "num_tasks", "num_tasks_inferred", "complete"] + [f"{s}{x}" for s in SCORES for x in ("", "_se")]
     return pd.DataFrame(rows, columns=columns + ["missing"])
 
 
@@ -178,9 +166,9 @@ def objective_scores(records: pd.DataFrame, metric: str, reduce: str, higher_is_
             continue
         n = int(rows["num_tasks"].iloc[0])
         values = []
+        cfg = df[(df["method"] == method) & (df["config_id"] == config_id)]
         for seed in rows["seed"]:
-            evals = df[(df["config_id"] == config_id) & (df["metric"] == metric) & (df["seed"] == seed)]
-            R = M.result_matrix(evals, num_tasks=n)
+            R, _ = _seed_matrix(cfg, metric, seed, n)
             values.append(stats.reduce_tasks({j: R[n - 1, j - 1] for j in range(1, n + 1)}, reduce,
                                              higher_is_better))
         out[(method, config_id)] = stats.mean_se(values)[0]

@@ -100,3 +100,86 @@ def seed_summary(per_seed: Mapping[int, float]) -> dict[str, float]:
     with one seed) and ``objective_seed<s>`` for every seed."""
     mean, se, _ = mean_se(per_seed.values())
     return {"objective": mean, "objective_se": se, **{f"objective_seed{s}": float(v) for s, v in per_seed.items()}}
+
+
+ALPHA = 0.05  # the level at which a comparison's verdict calls a difference significant
+
+
+def _p(test, *args, **kwargs) -> float:
+    """A scipy test's p-value; its precision warning on nearly equal values (a side with no variance,
+    whose p the test still defines) is not printed to the user."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(test(*args, **kwargs).pvalue)
+
+
+def paired_comparison(x: Iterable[float], y: Iterable[float]) -> dict:
+    """x − y on paired seeds (same order): ``diff`` and ``diff_se`` (mean_se of the differences),
+    ``n``, ``t_p`` (two-sided paired t-test, scipy.stats.ttest_rel: t = mean / SE with n−1 df) and
+    ``rank_p`` (Wilcoxon signed-rank, scipy.stats.wilcoxon, two-sided); a p-value that cannot be had is
+    NaN with the reason in ``t_why`` / ``rank_why`` (fewer than 2 pairs, all differences 0)."""
+    from scipy import stats
+
+    a, b = _array(x), _array(y)
+    if a.size != b.size:
+        raise ValueError(f"paired_comparison: {a.size} values against {b.size}; pairs need equal counts")
+    d = a - b
+    mean, se, n = mean_se(d)
+    out = {"diff": mean, "diff_se": se, "n": n, "t_p": math.nan, "t_why": "", "rank_p": math.nan,
+           "rank_why": ""}
+    if n < 2:
+        out["t_why"] = out["rank_why"] = f"{n} pair{'s' if n != 1 else ''}, need 2"
+    elif np.all(d == 0):
+        out["t_why"] = out["rank_why"] = "all differences 0"
+    elif np.all(d == d[0]):
+        out["t_why"] = "differences all equal (no variance)"
+        out["rank_p"] = _p(stats.wilcoxon, a, b)
+    else:
+        out["t_p"], out["rank_p"] = _p(stats.ttest_rel, a, b), _p(stats.wilcoxon, a, b)
+    return out
+
+
+def unpaired_comparison(x: Iterable[float], y: Iterable[float]) -> dict:
+    """mean(x) − mean(y) on independent seeds: ``diff``, ``diff_se`` (Welch's sqrt(s_x²/n_x +
+    s_y²/n_y)), ``n`` (n_x + n_y), ``t_p`` (Welch's t-test, scipy.stats.ttest_ind(equal_var=False)) and
+    ``rank_p`` (Mann-Whitney U, two-sided); NaN with ``t_why`` / ``rank_why`` when a side has < 2 runs
+    or every value is equal."""
+    from scipy import stats
+
+    a, b = _array(x), _array(y)
+    diff = float(np.mean(a) - np.mean(b)) if a.size and b.size else math.nan
+    se = math.sqrt(sd(a) ** 2 / a.size + sd(b) ** 2 / b.size) if min(a.size, b.size) > 1 else math.nan
+    out = {"diff": diff, "diff_se": se, "n": a.size + b.size, "t_p": math.nan, "t_why": "",
+           "rank_p": math.nan, "rank_why": ""}
+    if min(a.size, b.size) < 2:
+        out["t_why"] = out["rank_why"] = f"{min(a.size, b.size)} run(s) on one side, need 2"
+    elif np.all(np.concatenate([a, b]) == a[0]):
+        out["t_why"] = out["rank_why"] = "all values equal"
+    else:
+        if se == 0:
+            out["t_why"] = "no variance on either side"
+        else:
+            out["t_p"] = _p(stats.ttest_ind, a, b, equal_var=False)
+        out["rank_p"] = _p(stats.mannwhitneyu, a, b, alternative="two-sided")
+    return out
+
+
+def probability_of_improvement(x: Iterable[float], y: Iterable[float], higher_is_better: bool = True) -> float:
+    """P(X > Y): the probability that a run of x beats a run of y, ties counting 1/2, i.e. the
+    Mann-Whitney U of x against y over n_x·n_y (Agarwal et al. 2021, rliable's
+    ``metrics.probability_of_improvement`` on a runs × 1 score matrix: runs are seeds, the one "task" is
+    one score such as final). rliable is not a dependency (rliable 1.2's library needs arch < 8, and
+    arch 7 does not import beside pandas 3), so this is its formula, with scipy. ``higher_is_better``
+    False compares −x with −y. 0.5 when x and y are equal; NaN when either is empty."""
+    from scipy import stats
+
+    a, b = _array(x), _array(y)
+    if not a.size or not b.size or np.isnan(a).any() or np.isnan(b).any():
+        return math.nan
+    if not higher_is_better:
+        a, b = -a, -b
+    if a.size == b.size and np.array_equal(a, b):
+        return 0.5
+    return float(stats.mannwhitneyu(a, b, alternative="greater").statistic / (a.size * b.size))

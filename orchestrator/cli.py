@@ -13,7 +13,7 @@ import sys
 import click
 
 from core.errors import InputError
-from orchestrator.cli_analysis import plot, reconvergence, report, table
+from orchestrator.cli_analysis import compare, plot, reconvergence, report, table
 from orchestrator.cli_io import fail
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     """Sweep hyper-parameters and seeds of continual-learning methods; compare them across seeds."""
 
 
-for command in (table, reconvergence, plot, report):
+for command in (table, compare, reconvergence, plot, report):
     main.add_command(command)
 
 

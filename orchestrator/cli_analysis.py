@@ -1,4 +1,4 @@
-"""The analysis commands of `orchestrate`: table, reconvergence, plot, report. They read records (a file or
+"""The analysis commands of `orchestrate`: table, compare, reconvergence, plot, report. They read records (a file or
 a sweep's MLflow store) and never import torch or Ray."""
 
 from __future__ import annotations
@@ -61,6 +61,31 @@ def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, config
 
 @click.command()
 @source_options
+@click.option("--metric", required=True, help="e.g. fd, gen_acc, accuracy")
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None, help="override the metric's direction")
+@click.option("--baseline", "baselines", multiple=True, required=True, help="a method to compare every other with")
+@click.option("--unpaired", is_flag=True, help="seeds not shared: Welch's t-test and Mann-Whitney U")
+@click.option("--config", "configs", multiple=True, help="compare this configuration for its method (default: the table's)")
+@click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
+@click.option("--out", default=None, type=click.Path(dir_okay=False))
+def compare(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, baselines, unpaired, configs, fmt,
+            out) -> None:
+    """Each method against each baseline: method − baseline of final, forgetting and AAA (mean ± SE over
+    shared seeds), paired t-test and Wilcoxon p-values, P(method beats baseline) and a verdict."""
+    from analysis.compare import compare as run_compare, render
+    from analysis.report import metric_direction
+
+    try:
+        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
+        higher = metric_direction(source, metric, mode)
+        result = run_compare(source, metric, higher, tuple(dict.fromkeys(baselines)), unpaired, tuple(configs))
+    except InputError as e:
+        fail(e)
+    emit(render(result, fmt), out)
+
+
+@click.command()
+@source_options
 @click.option("--metric", required=True)
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None)
 @click.option("--task", default="1", show_default=True, help="the old task j, or 'all' (000 Tables 8-23)")
@@ -69,7 +94,8 @@ def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, config
 @click.option("--reference", type=click.Choice(["end", "best"]), default="end", show_default=True,
               help="P_j: task j's value at the end of its phase, or its best during it")
 @click.option("--aggregate", type=click.Choice(["curve", "seeds"]), default="curve", show_default=True,
-              help="on the seed-mean curve (as the paper), or per seed then mean ± SE")
+              help="on the seed-mean curve (as the paper), or per seed: mean ± SE when every seed "
+              "re-converged, else k/n (the survivors' mean only in CSV)")
 @click.option("--config", "configs", multiple=True)
 @click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False))
@@ -78,7 +104,7 @@ def reconvergence(sweep_name, records_file, runs_dir, tracking_uri, metric, mode
     """Steps to re-converge: after each later task's start, the steps until old task j is back within a
     threshold of its reference (000 Table 2; empty when never)."""
     from analysis.render import plain_table
-    from analysis.report import metric_direction, reconvergence_table
+    from analysis.report import metric_direction, reconvergence_cells, reconvergence_table
 
     try:
         source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
@@ -93,7 +119,7 @@ def reconvergence(sweep_name, records_file, runs_dir, tracking_uri, metric, mode
                                      reference, aggregate, tuple(configs))
     except InputError as e:
         fail(e)
-    emit(plain_table(result, fmt), out)
+    emit(plain_table(result if fmt == "csv" else reconvergence_cells(result), fmt), out)
 
 
 @click.command()

@@ -225,6 +225,7 @@ def finalize(space: Space, sweep: SweepDir, tracker: Tracker, state: dict) -> di
             tracker.client.log_artifact(state["parent_run_id"], str(path))
         summary["report"] = _report(source, sweep)
     if complete:
+        tracker.close_abandoned({m["config_id"] for m in metas})
         tracker.finish(state["parent_run_id"], "finished")
     return summary
 

@@ -72,6 +72,17 @@ class Tracker:
         runs = self.client.search_runs([self.experiment_id()], filter_string=query, max_results=1)
         return runs[0].info.run_id if runs else None
 
+    def close_abandoned(self, ended: set[str]) -> list[str]:
+        """Configuration runs still RUNNING whose configuration never ended (a driver killed before Ray saved
+        it; Ray proposed it again under a new id) are ended as ``abandoned``; returns their config ids."""
+        runs = self.client.search_runs([self.experiment_id()], "tags.level = 'configuration' and "
+                                       "attributes.status = 'RUNNING'", max_results=10_000)
+        abandoned = [r for r in runs if r.data.tags.get("config_id") not in ended]
+        for run in abandoned:
+            self.log(run.info.run_id, tags={"status": "abandoned"})
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return [r.data.tags.get("config_id", "") for r in abandoned]
+
     def config_run(self, parent: str, config_id: str, method: str, params: dict[str, Any],
                    tags: dict[str, str]) -> str:
         """The configuration's run, created once (a resumed sweep finds it again)."""
@@ -102,8 +113,10 @@ class Tracker:
         """A run per seed under the configuration, with every curve of the records."""
         for seed, rows in records.groupby("seed"):
             found = self.find_run(level="seed", config_id=tags["config_id"], seed=str(seed))
-            if found:
+            if found and self.client.get_run(found).info.status == "FINISHED":
                 continue
+            if found:  # half-written by a driver that was killed while writing it: write it again
+                self.client.delete_run(found)
             run = self.client.create_run(self.experiment_id(), run_name=f"{tags['method']} seed {seed}",
                                          tags={PARENT_TAG: config_run, "level": "seed", "seed": str(seed),
                                                "sweep": self.sweep, **tags})

@@ -21,7 +21,9 @@ R = {("er", 0): {(1, 1): 0.90, (2, 1): 0.70, (2, 2): 0.80},
      ("sgd", 1): {(1, 1): 0.85, (2, 1): 0.30, (2, 2): 0.94}}
 
 
-def write_records(path: Path, drop=None) -> Path:
+def write_records(path: Path, drop=None, num_tasks=2) -> Path:
+    """The records of R as a CSV; ``num_tasks`` is the stream's length column (None: old records
+    without it)."""
     rows = []
     for (method, seed), entries in R.items():
         for (k, j), value in entries.items():
@@ -30,8 +32,10 @@ def write_records(path: Path, drop=None) -> Path:
             rows.append((method, seed, 10 * k, k, j, "accuracy", value))
             if k == 2:
                 rows.append((method, seed, 15, 2, j, "accuracy", 0.0))
-    pd.DataFrame(rows, columns=["method", "seed", "step", "train_task", "eval_task", "metric", "value"]).to_csv(
-        path, index=False)
+    df = pd.DataFrame(rows, columns=["method", "seed", "step", "train_task", "eval_task", "metric", "value"])
+    if num_tasks is not None:
+        df["num_tasks"] = num_tasks
+    df.to_csv(path, index=False)
     return path
 
 
@@ -112,3 +116,39 @@ def test_reconvergence_and_plot_commands_on_a_records_file(tmp_path):
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "f_heatmap.png").exists()
     out = invoke("plot", "--records", path, "--metric", "accuracy", "--out", tmp_path / "f.jpg")
     assert out.exit_code == 2 and "a .png or .svg file" in out.output
+
+
+def test_an_inf_value_is_one_line_naming_its_row_and_exit_2(tmp_path):
+    path = write_records(tmp_path / "r.csv")
+    df = pd.read_csv(path)
+    df.loc[3, "value"] = float("inf")       # row 3: er, seed 0, R[2, 2] at step 20
+    df.to_csv(path, index=False)
+    row = df.loc[3]
+    out = invoke("table", "--records", path, "--metric", "accuracy")
+    assert out.exit_code == 2
+    assert out.output.strip() == (f"error: records: row 3 (method {row['method']}, seed {row['seed']}, step "
+                                  f"{row['step']}, metric accuracy) has value inf; allowed: finite numbers")
+
+
+def test_old_records_without_num_tasks_get_a_note(tmp_path):
+    out = invoke("table", "--records", write_records(tmp_path / "r.csv", num_tasks=None), "--metric", "accuracy")
+    assert out.exit_code == 0
+    assert out.output.splitlines()[-1].startswith("note: the records carry no num_tasks column, so the "
+                                                  "stream's length N = 2 tasks is inferred")
+
+
+def test_reconvergence_per_seed_cells_k_of_n_and_survivors_only_in_csv(tmp_path):
+    """er, task 1 after task 2 (s_2 = 10), at step 20: seed 0 is at 0.70 of P = 0.90, seed 1 at 0.60 of
+    P = 0.80. x = 0.74: seed 0 (0.70 >= 0.666) and seed 1 (0.60 >= 0.592) both, 10 steps each: 10±0;
+    x = 0.77: only seed 0 (0.60 < 0.616): '1/2' in the table, the survivor's 10 only in the CSV."""
+    path = write_records(tmp_path / "r.csv")
+    args = ("reconvergence", "--records", path, "--metric", "accuracy", "--thresholds", "0.74,0.77",
+            "--aggregate", "seeds")
+    md = invoke(*args).output
+    assert "| er | 0.74 | 2 | 10.0±0.0 |" in md and "| er | 0.77 | 2 | 1/2 |" in md
+    rows = pd.read_csv(__import__("io").StringIO(invoke(*args, "--format", "csv").output))
+    assert list(rows.columns) == ["method", "threshold", "after_task", "steps", "steps_se", "reconverged",
+                                  "seeds", "steps_reconverged_mean"]
+    er = rows[rows["method"] == "er"].set_index("threshold")
+    assert pd.isna(er.loc[0.77, "steps"]) and er.loc[0.77, "steps_reconverged_mean"] == 10
+    assert (er.loc[0.77, "reconverged"], er.loc[0.77, "seeds"]) == (1, 2)

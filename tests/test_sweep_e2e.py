@@ -214,7 +214,7 @@ def test_report_is_on_the_parent_run_and_analysis_reads_the_sweep_from_mlflow(fi
     out = runner.invoke(main, ["reconvergence", "--sweep", "e2e", "--runs-dir", runs_dir, "--metric",
                                "denoise_loss", "--format", "csv", "--aggregate", "seeds"])
     assert out.exit_code == 0, out.output
-    assert out.stdout.splitlines()[0] == "method,threshold,after_task,steps,steps_se,reconverged,seeds"
+    assert out.stdout.splitlines()[0] == "method,threshold,after_task,steps,steps_se,reconverged,seeds,steps_reconverged_mean"
     out = runner.invoke(main, ["report", "--sweep", "e2e", "--runs-dir", runs_dir])
     assert out.exit_code == 0 and "report written to" in out.output
 

@@ -109,14 +109,15 @@ def test_curve_vs_seeds():
     assert as_tuples(curve) == [(1, 0.1, 2, 10), (1, 0.04, 2, None)]
     seeds = reconvergence(SEEDS, "fid", higher_is_better=False, thresholds=[0.1, 0.04], aggregate="seeds")
     assert list(seeds.columns) == ["method", "config_id", "task", "threshold", "after_task", "steps",
-                                   "steps_se", "reconverged", "seeds"]
+                                   "steps_se", "reconverged", "seeds", "steps_reconverged_mean"]
     at_10, at_4 = seeds.iloc[0], seeds.iloc[1]
     # 10%: seed 0 at 11 - 10 = 1, seed 1 at 14 - 10 = 4: mean 2.5, SE = sd(1, 4) / sqrt(2) = 1.5
     assert (at_10["steps"], at_10["steps_se"], at_10["reconverged"], at_10["seeds"]) == \
         pytest.approx((2.5, 1.5, 2, 2))
-    # 4%: only seed 1 (10.3 <= 10.4 at step 20): 10 steps, no SE; seed 0 still counts in seeds
-    assert at_4["steps"] == 10.0 and math.isnan(at_4["steps_se"])
-    assert at_4["reconverged"] == 1 and at_4["seeds"] == 2
+    assert at_10["steps_reconverged_mean"] == 2.5
+    # 4%: only seed 1 (10.3 <= 10.4 at step 20): no mean over the survivor in steps, only in its own column
+    assert math.isnan(at_4["steps"]) and math.isnan(at_4["steps_se"])
+    assert at_4["reconverged"] == 1 and at_4["seeds"] == 2 and at_4["steps_reconverged_mean"] == 10.0
 
 
 def test_unequal_steps_across_seeds():
@@ -152,3 +153,19 @@ def test_configs_and_errors():
         reconvergence(FID_3, "acc", higher_is_better=True)
     with pytest.raises(ValueError, match="aggregate"):
         reconvergence(FID_3, "fid", higher_is_better=False, aggregate="mean")
+
+
+def test_per_seed_cells_are_mean_se_only_when_every_seed_reconverged():
+    from analysis.report import reconvergence_cells
+
+    # a third seed that re-converges at 10% after 7 steps (step 17) and never at 4%
+    third = frame([(10, 1, 1, 10.0), (11, 2, 1, 13.0), (17, 2, 1, 10.9), (20, 2, 1, 10.6), (20, 2, 2, 1.0)],
+                  seed=2)
+    table = reconvergence(pd.concat([SEEDS, third], ignore_index=True), "fid", higher_is_better=False,
+                          thresholds=[0.1, 0.04], aggregate="seeds")
+    # 10%: steps 1, 4, 7: mean 4, SE = sd(1, 4, 7) / sqrt(3) = 3 / sqrt(3) = sqrt(3) = 1.732
+    assert table.iloc[0]["steps"] == 4.0 and table.iloc[0]["steps_se"] == pytest.approx(3 ** 0.5)
+    cells = reconvergence_cells(table)
+    assert list(cells.columns) == ["method", "config_id", "task", "threshold", "after_task", "steps"]
+    assert cells["steps"].tolist() == ["4.0±1.7", "1/3"]    # 4%: only seed 1, never shown as 10.0
+    assert math.isnan(table.iloc[1]["steps"]) and table.iloc[1]["steps_reconverged_mean"] == 10.0

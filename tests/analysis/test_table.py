@@ -30,7 +30,7 @@ def build(records_from):
 def test_per_seed_scores_columns_and_values(make_records):
     scores = per_seed_scores(build(make_records), "acc", higher_is_better=True)
     assert list(scores.columns) == ["method", "config_id", "seed", "final", "forgetting", "bwt", "aaa",
-                                    "num_tasks", "complete", "missing"]
+                                    "num_tasks", "num_tasks_inferred", "complete", "missing"]
     row = scores[(scores["config_id"] == "a1") & (scores["seed"] == 1)].iloc[0]
     # seed 1: R[3,1] = 72
     assert row["final"] == pytest.approx(242 / 3)                       # (72 + 75 + 95) / 3
@@ -45,7 +45,7 @@ def test_per_seed_scores_columns_and_values(make_records):
 
 def test_summarize_mean_and_se(make_records):
     summary = summarize(build(make_records), "acc", higher_is_better=True)
-    assert list(summary.columns) == ["method", "config_id", "seeds", "num_tasks", "complete",
+    assert list(summary.columns) == ["method", "config_id", "seeds", "num_tasks", "num_tasks_inferred", "complete",
                                      "final", "final_se", "forgetting", "forgetting_se", "bwt", "bwt_se",
                                      "aaa", "aaa_se", "missing"]
     a = summary[summary["config_id"] == "a1"].iloc[0]
@@ -77,7 +77,8 @@ def test_partial_and_absent_evaluations_are_named(make_records):
     records = records[~((records["config_id"] == "a1") & (records["seed"] == 2) & (records["metric"] == "acc"))]
     a = summarize(records, "acc", True).set_index("config_id").loc["a1"]
     assert not a["complete"] and a["seeds"] == 3
-    assert a["missing"] == "seed 0: task 1 after task 3 missing; seed 2: tasks 1-3 missing"
+    assert a["missing"] == ("seed 0: task 1 after task 3 missing; "
+                            "seed 2: end-of-task evaluations of tasks 1-3 missing")
 
 
 def test_missing_metric_names_present_metrics(make_records):
