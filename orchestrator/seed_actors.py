@@ -54,8 +54,9 @@ def start_seed_actors(config, cpus: float, gpus: float) -> list[RemoteRun]:
 
 
 def seed_bundles(seeds: int, cpus: float, gpus: float) -> list[dict[str, float]]:
-    """The trial's placement group: a small bundle for the trial itself, then one bundle per seed."""
-    return [{"CPU": 0.01}] + [{"CPU": cpus, **({"GPU": gpus} if gpus else {})} for _ in range(seeds)]
+    """The trial's placement group: an empty bundle for the trial itself (it only waits on its seeds), then
+    one bundle per seed; the trial needs exactly seeds × (cpus, gpus)."""
+    return [{}] + [{"CPU": cpus, **({"GPU": gpus} if gpus else {})} for _ in range(seeds)]
 
 
 class ParallelTrial(Trial):

@@ -63,6 +63,7 @@ def prepare(space_arg: str, overrides: list[str], options: SweepOptions) -> tupl
         raise SpaceError(f"--name: sweep folder {sweep.path} exists; continue it with --resume {name} or pick "
                          "another --name")
     check_resources(options.resources())
+    check_seed_resources(options.resources(), len(space.seeds))
     check_services(options.address, options.tracking_uri)
     if options.optuna_storage:
         storage.check_optuna_storage(options.optuna_storage, name)
@@ -115,6 +116,17 @@ def check_resources(resources: Resources) -> None:
             if want > have:
                 raise SpaceError(f"--{what[:3].lower()}s-per-{per}: {want:g} is more than this machine's {have} "
                                  f"{what}; allowed: at most {have}, or --address of a cluster")
+
+
+def check_seed_resources(r: Resources, seeds: int) -> None:
+    """With seeds in parallel a trial reserves every seed's bundle at once: on the local machine all of them
+    must fit, or the trial would wait forever."""
+    if not r.seeds_parallel or r.address:
+        return
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if seeds * r.cpus_per_seed > cpus:
+        raise SpaceError(f"--cpus-per-seed: {seeds} seeds x {r.cpus_per_seed:g} CPUs is more than this machine's "
+                         f"{cpus} CPUs; allowed: at most {cpus / seeds:g} per seed, or --address of a cluster")
 
 
 def parent_params(space: Space, commit: str) -> dict:

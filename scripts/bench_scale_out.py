@@ -1,6 +1,6 @@
 """Figures of the scale-out issue, side by side in one run; prints Markdown tables for BENCHMARKS.md.
 
-    .venv/bin/python scripts/bench_scale_out.py [--steps 300] [--skip-sweeps]
+    .venv/bin/python scripts/bench_scale_out.py [--steps 300] [--part all|checkpoints|seeds]
 
 1. Full-state checkpoint size after each task (trust_region and finetune, split_digits_diffusion laptop,
    one seed), and the bytes of model + Adam state of the paper networks (000 Table 6: the 37.45M image
@@ -135,14 +135,15 @@ def seeds_parallel_against_sequential(steps: int) -> None:
 
 @click.command()
 @click.option("--steps", default=300, show_default=True, help="steps per task of the laptop runs")
-@click.option("--skip-sweeps", is_flag=True, help="leave out the seeds-in-parallel sweeps")
-def main(steps: int, skip_sweeps: bool) -> None:
+@click.option("--part", type=click.Choice(["all", "checkpoints", "seeds"]), default="all", show_default=True)
+def main(steps: int, part: str) -> None:
     import torch
 
     torch.set_num_threads(1)  # as a Ray trial with one CPU
-    checkpoint_sizes(steps)
-    resume_against_rerun(steps)
-    if not skip_sweeps:
+    if part in ("all", "checkpoints"):
+        checkpoint_sizes(steps)
+        resume_against_rerun(steps)
+    if part in ("all", "seeds"):
         seeds_parallel_against_sequential(steps)
 
 
