@@ -13,10 +13,11 @@ from trainables.trainable import TrialConfig, run_trial
 
 
 def test_schedule_dense_grid_and_coarse_grid():
-    s = Schedule(steps_per_task=20, eval_every=8, dense_until=4, cheap_metrics=("mse",), all_metrics=("mse", "score"))
+    s = Schedule(steps_per_task=20, eval_every=8, dense_until=4, dense_metrics=("mse",), all_metrics=("mse", "score"))
     got = {i: s.metrics_at(i) for i in range(1, 21) if s.metrics_at(i)}
     assert got == {1: ("mse",), 2: ("mse",), 4: ("mse",), 8: ("mse", "score"), 16: ("mse", "score"),
                    20: ("mse", "score")}
+    assert s.at(2).dense and s.at(2).tasks is None and not s.at(8).dense and s.at(3) is None
 
 
 def run_all(bench, method="finetune", seed=0, **params):
@@ -107,3 +108,58 @@ def test_trial_restored_after_a_task_continues_with_identical_records(tmp_path):
     report = restored.next_task()
     assert report["task"] == 2 and restored.done == restored.num_tasks
     pd.testing.assert_frame_equal(restored.frame(), straight.frame())
+
+
+def grid(n: int, eval_every: int, dense_until: int) -> set[int]:
+    """Local steps of a phase of n updates that evaluate something (the end of the phase included)."""
+    return {i for i in range(1, n + 1)
+            if i % eval_every == 0 or (i <= dense_until and i & (i - 1) == 0)} | {n}
+
+
+@pytest.mark.parametrize("eval_every, dense_until", [(6, 16), (4, 8), (3, 0), (1, 0)])
+def test_a_stream_ending_on_any_grid_point_gives_one_evaluation_per_step(eval_every, dense_until):
+    """Single-pass streams of n = 1..20 batches (steps_per_task far larger): ends on dense-only points (1, 2,
+    8, 16), coarse-only ones (6, 12, 18), points on both grids (4, 8 with eval_every 4) and off the grid;
+    every (seed, step, train_task, eval_task, metric) appears once, and each phase ends with the end-of-task
+    evaluation (every metric, every seen task) at its last step, after end_task."""
+    for n in range(1, 21):
+        bench = ToyRegression(ToyConfig(steps_per_task=1000, eval_every=eval_every, dense_until=dense_until,
+                                        num_tasks=2, stream_length=n))
+        df = run_all(bench, "ewc", lam=1.0, fisher_samples=4, fisher_batch=2)
+        key = ["seed", "step", "train_task", "eval_task", "metric"]
+        assert not df.duplicated(key).any(), (n, df[df.duplicated(key, keep=False)])
+        for k in (1, 2):
+            phase = df[df["train_task"] == k]
+            last = k * n
+            assert phase["step"].max() == last
+            end = phase[phase["step"] == last]
+            for metric in ("mse", "score"):
+                assert sorted(end[end["metric"] == metric]["eval_task"]) == list(range(1, k + 1))
+            assert set(end[end["eval_task"] == k]["metric"]) >= {"fisher_rho", "fisher_cosine"}  # end_task's
+            evaluated = set(phase[phase["metric"] == "mse"]["step"] - (k - 1) * n)
+            assert evaluated == grid(n, eval_every, dense_until), n
+            stats = phase[phase["metric"] == "train_loss"]
+            assert set(stats["step"] - (k - 1) * n) == evaluated  # averaged since the previous evaluation
+
+
+def test_fixed_length_phases_do_not_depend_on_the_lookahead():
+    """An endless stream and a single-pass stream longer than the phase give the same records: the batch
+    fetched early at a scheduled step is the one the next update gets."""
+    endless = run_all(ToyRegression(ToyConfig(steps_per_task=9, eval_every=3, dense_until=4)), "trust_region",
+                      lam=1.0, fisher_samples=4, fisher_batch=2, buffer_per_task=4)
+    longer = run_all(ToyRegression(ToyConfig(steps_per_task=9, eval_every=3, dense_until=4, stream_length=50)),
+                     "trust_region", lam=1.0, fisher_samples=4, fisher_batch=2, buffer_per_task=4)
+    pd.testing.assert_frame_equal(endless, longer)
+
+
+def test_a_non_finite_evaluation_is_a_divergence():
+    """A NaN metric (e.g. fd of NaN samples) ends the run as diverged instead of entering the records,
+    where every table would refuse it."""
+
+    class NaNMetric(ToyRegression):
+        def evaluate(self, model, task, metrics):
+            return {name: float("nan") for name in metrics}
+
+    bench = NaNMetric(ToyConfig(steps_per_task=4, eval_every=2, num_tasks=1))
+    with pytest.raises(Diverged, match=r"diverged: seed 0, task 1, step 1: \w+ of task 1 = nan"):
+        run_all(bench)

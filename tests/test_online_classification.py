@@ -123,3 +123,21 @@ def test_agem_projects_only_a_conflicting_gradient():
         if len(outcomes) == 2:
             break
     assert outcomes == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("name, settings", [
+    ("split_digits", {"num_tasks": 2, "batch_size": 36}),  # 8 batches a task: ends on a dense point (8 <= 16)
+    ("permuted_digits", {"num_tasks": 2, "eval_every": 144, "dense_until": 0}),  # 144 batches: ends on a coarse one
+])
+def test_a_single_pass_stream_ending_on_a_scheduled_step_is_evaluated_once(name, settings):
+    from trainables.build import make_run
+    from trainables.records import to_frame
+
+    bench = make_benchmark(name, settings)
+    run = make_run(bench, "finetune", method_params("finetune", {}), seed=0)
+    df = to_frame(run.run_task(1) + run.run_task(2))
+    n = len(list(bench.train_batches(bench.tasks[0], torch.Generator().manual_seed(0))))
+    assert n in (8, 144)
+    assert not df.duplicated(["seed", "step", "train_task", "eval_task", "metric"]).any()
+    end = df[(df["metric"] == "accuracy") & (df["step"] == 2 * n)]
+    assert sorted(end["eval_task"]) == [1, 2] and (end["train_task"] == 2).all()

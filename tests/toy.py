@@ -20,6 +20,8 @@ class ToyConfig(Protocol):
     dense_until: int = knob(2, "dense", low=0)
     num_tasks: int = knob(2, "tasks", low=1)
     nan_after: int = knob(0, "make the loss NaN after this many loss calls (0: never)", low=0)
+    stream_length: int = knob(0, "a single-pass stream: each task's stream ends after this many batches "
+                              "(0: endless)", low=0)
 
 
 class ToyNet(nn.Module):
@@ -56,6 +58,12 @@ class ToyRegression(Benchmark):
         return ToyNet()
 
     def train_batches(self, task, generator):
+        batches = self._endless(task, generator)
+        if not self.config.stream_length:
+            return batches
+        return (next(batches) for _ in range(self.config.stream_length))
+
+    def _endless(self, task, generator):
         x = self.data[task.index]
         while True:
             order = torch.randperm(len(x), generator=generator)

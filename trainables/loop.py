@@ -1,10 +1,21 @@
 """The continual loop: task order, step counting, evaluation of every seen task, records, seeding.
 
-It names no method and no benchmark. Evaluation grid inside each task's phase (local step i = 1..S):
-every metric at i % eval_every == 0 and at the end of the task (i = S, after the method's ``end_task``);
-the benchmark's cheap metrics also at i = 1, 2, 4, 8, ... <= dense_until, so that steps-to-re-converge
-after a transition is resolved finely. Training statistics (the method's update outputs, averaged since
-the previous evaluation) are recorded as ``train_<name>`` with eval_task = the current task, and
+It names no method and no benchmark. Evaluation grid inside each task's phase (local step i = 1..S, S the
+number of updates the phase makes: ``steps_per_task``, or fewer when a single-pass stream ends first):
+
+- coarse: every metric on every seen task at i % eval_every == 0 and at the end of the phase (i = S,
+  after the method's ``end_task``), with the benchmark's full evaluation settings;
+- dense: at i = 1, 2, 4, 8, ... <= dense_until, when not a coarse step, the benchmark's ``dense_metrics``
+  (default: its cheap metrics) on the seen tasks among its ``dense_tasks`` (default: all), through
+  ``Benchmark.evaluate_dense`` (which may use fewer samples: e.g. ``dense_eval_samples_per_class``; the
+  records carry the same metric name, and the settings of the configuration say which steps were dense).
+
+One evaluation per step, whatever the stream's length: when a single-pass stream ends at a step that had
+an evaluation scheduled, that step's evaluation is the end-of-phase one (after ``end_task``), not both.
+The loop looks one batch ahead only at a scheduled step, to know whether the stream ends there; in a
+fixed-length phase the batches, the updates and every random draw are the same as without looking ahead
+(evaluation draws from its own generators). Training statistics (the method's update outputs, averaged
+since the previous evaluation) are recorded as ``train_<name>`` with eval_task = the current task, and
 ``end_task`` diagnostics under their own names.
 """
 
@@ -43,26 +54,46 @@ def derived_seed(*parts: int) -> int:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """What one step of the grid evaluates: metrics, on which seen tasks (None: all), and whether it is a
+    dense-only step (the benchmark's dense evaluation settings apply)."""
+
+    metrics: tuple[str, ...]
+    tasks: tuple[int, ...] | None = None
+    dense: bool = False
+
+
+@dataclass(frozen=True)
 class Schedule:
     steps_per_task: int
     eval_every: int
     dense_until: int
-    cheap_metrics: tuple[str, ...]
+    dense_metrics: tuple[str, ...]
     all_metrics: tuple[str, ...]
+    dense_tasks: tuple[int, ...] | None = None  # None: every seen task
 
     @classmethod
     def of(cls, bench: Benchmark) -> "Schedule":
         c = bench.config
-        return cls(c.steps_per_task, c.eval_every, c.dense_until,
-                   tuple(m for m, spec in bench.metrics.items() if spec.cheap), tuple(bench.metrics))
+        dense = bench.dense_grid_metrics()
+        tasks = None if c.dense_tasks is None else tuple(sorted(set(c.dense_tasks)))
+        return cls(c.steps_per_task, c.eval_every, c.dense_until, dense, tuple(bench.metrics), tasks)
+
+    def at(self, i: int) -> Evaluation | None:
+        """The evaluation at local step i of a phase (None: none)."""
+        if i % self.eval_every == 0 or i == self.steps_per_task:
+            return Evaluation(self.all_metrics)
+        if i <= self.dense_until and i & (i - 1) == 0 and self.dense_metrics:
+            return Evaluation(self.dense_metrics, self.dense_tasks, dense=True)
+        return None
 
     def metrics_at(self, i: int) -> tuple[str, ...]:
         """Metrics evaluated at local step i of a phase (empty: none)."""
-        if i % self.eval_every == 0 or i == self.steps_per_task:
-            return self.all_metrics
-        if i <= self.dense_until and i & (i - 1) == 0:
-            return self.cheap_metrics
-        return ()
+        evaluation = self.at(i)
+        return evaluation.metrics if evaluation else ()
+
+
+_END = object()  # the stream has no further batch
 
 
 class ContinualRun:
@@ -92,9 +123,11 @@ class ContinualRun:
         batches = self.bench.train_batches(task, self.generator)
         sums: dict[str, float] = {}
         count = 0
+        ahead = None  # the next batch when it was fetched early (at a scheduled step)
         for i in range(1, schedule.steps_per_task + 1):
-            batch = next(batches, None)
-            if batch is None:  # a single-pass stream ran out: the phase ends here
+            batch = next(batches, _END) if ahead is None else ahead
+            ahead = None
+            if batch is _END:  # a single-pass stream ran out: the phase ends here
                 break
             out = method.update(batch)
             self.step += 1
@@ -105,16 +138,21 @@ class ContinualRun:
             for name, v in out.items():
                 sums[name] = sums.get(name, 0.0) + v
             count += 1
-            metrics = schedule.metrics_at(i)
-            if metrics and i != schedule.steps_per_task:
+            evaluation = schedule.at(i)
+            if evaluation is None or i == schedule.steps_per_task:
+                continue
+            ahead = next(batches, _END)
+            if ahead is _END:  # the stream ends at this step: its evaluation is the end-of-phase one below
+                break
+            if self._tasks(k, evaluation):
                 records += self._train_stats(k, sums, count)
                 sums, count = {}, 0
-                records += self._evaluate(k, metrics)
+                records += self._evaluate(k, evaluation)
         if count:
             records += self._train_stats(k, sums, count)
         for name, value in method.end_task(task).items():
             records.append(Record(self.method_name, self.seed, self.step, k, k, name, float(value)))
-        records += self._evaluate(k, schedule.all_metrics)
+        records += self._evaluate(k, Evaluation(schedule.all_metrics))
         self.done = k
         return records
 
@@ -136,11 +174,20 @@ class ContinualRun:
         return [Record(self.method_name, self.seed, self.step, k, k, f"train_{name}", total / count)
                 for name, total in sums.items()]
 
-    def _evaluate(self, k: int, metrics: tuple[str, ...]) -> list[Record]:
+    def _tasks(self, k: int, evaluation: Evaluation) -> list:
+        """The seen tasks (1..k) the evaluation covers."""
+        seen = self.bench.tasks[:k]
+        return seen if evaluation.tasks is None else [t for t in seen if t.index in evaluation.tasks]
+
+    def _evaluate(self, k: int, evaluation: Evaluation) -> list[Record]:
         records = []
-        for task in self.bench.tasks[:k]:
+        for task in self._tasks(k, evaluation):
             model = self.method.eval_model(task)
-            for name, value in self.bench.evaluate(model, task, metrics).items():
+            evaluate = self.bench.evaluate_dense if evaluation.dense else self.bench.evaluate
+            for name, value in evaluate(model, task, evaluation.metrics).items():
+                if not math.isfinite(value):  # e.g. a NaN fd from NaN samples: the model has diverged
+                    raise Diverged(f"diverged: seed {self.seed}, task {k}, step {self.step}: {name} of task "
+                                   f"{task.index} = {value}")
                 records.append(Record(self.method_name, self.seed, self.step, k, task.index, name,
                                       float(value)))
         return records

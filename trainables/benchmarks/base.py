@@ -52,8 +52,12 @@ class Protocol:
     steps_per_task: int = knob(100, "optimizer steps per task", low=1)
     batch_size: int = knob(32, "samples of the current task per batch", low=1)
     eval_every: int = knob(50, "evaluate every seen task on every metric every this many steps", low=1)
-    dense_until: int = knob(16, "also evaluate the cheap metrics 1, 2, 4, ... steps into each task up to "
-                            "this step (0: off); steps-to-re-converge is only as fine as this grid", low=0)
+    dense_until: int = knob(16, "also evaluate dense_metrics 1, 2, 4, ... steps into each task up to this step "
+                            "(0: off); steps-to-re-converge is only as fine as this grid", low=0)
+    dense_metrics: list | None = knob(None, "metrics evaluated on the dense grid (default: the benchmark's cheap "
+                                      "ones; e.g. [fd]: an expensive metric, on the tasks of dense_tasks)")
+    dense_tasks: list | None = knob(None, "tasks (numbered from 1) evaluated on the dense grid once seen "
+                                    "(default: every seen task; e.g. [1] for 000 Table 2)")
     cache_dir: str = knob("", "where trained evaluation networks and generated data are cached (default: "
                           "$CLSWEEP_CACHE_DIR or ~/.cache/clsweep)")
 
@@ -78,6 +82,12 @@ def check_levels(channels, attention_levels) -> None:
     if not all(isinstance(i, int) and 0 <= i < len(channels) for i in attention_levels):
         raise ValueError(f"benchmark.attention_levels: {attention_levels!r} is not allowed; allowed: levels 0 to "
                          f"{len(channels) - 1}")
+
+
+def _short(value) -> str:
+    """repr(value), cut to 80 characters for an error line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Benchmark:
@@ -106,7 +116,24 @@ class Benchmark:
     @classmethod
     def check(cls, config: Protocol) -> None:
         """Raise ValueError naming the setting if ``config`` cannot work (e.g. data not where it says);
-        runs when a space is validated, before any work."""
+        runs when a space is validated, before any work. Checks the dense grid's settings; a subclass that
+        overrides it calls ``super().check(config)``."""
+        metrics = config.dense_metrics
+        if metrics is not None and (not all(isinstance(m, str) for m in metrics) or set(metrics) - set(cls.metrics)):
+            raise ValueError(f"benchmark.dense_metrics: {_short(metrics)} is not allowed; allowed: a list of metrics "
+                             f"of {cls.name} ({', '.join(cls.metrics)})")
+        tasks, n = config.dense_tasks, getattr(config, "num_tasks", None)
+        if tasks is not None and not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t
+                                         and (n is None or t <= n) for t in tasks):
+            raise ValueError(f"benchmark.dense_tasks: {_short(tasks)} is not allowed; allowed: a list of task "
+                             f"numbers from 1{f' to {n} (num_tasks)' if n is not None else ''}")
+
+    def dense_grid_metrics(self) -> tuple[str, ...]:
+        """The metrics of the dense grid: the ``dense_metrics`` setting, else the cheap metrics."""
+        names = self.config.dense_metrics
+        if names is None:
+            return tuple(m for m, spec in self.metrics.items() if spec.cheap)
+        return tuple(m for m in self.metrics if m in names)  # the benchmark's order, each once
 
     @classmethod
     def prepare(cls, config: Protocol) -> None:
@@ -146,3 +173,8 @@ class Benchmark:
     def evaluate(self, model: nn.Module, task: Task, metrics: Collection[str]) -> dict[str, float]:
         """The named metrics of ``model`` on the held-out data of ``task``; deterministic."""
         raise NotImplementedError
+
+    def evaluate_dense(self, model: nn.Module, task: Task, metrics: Collection[str]) -> dict[str, float]:
+        """``evaluate`` at a dense-grid-only step; a benchmark whose expensive metric has a cheaper dense
+        setting (e.g. fewer generated samples) overrides it. Deterministic, like ``evaluate``."""
+        return self.evaluate(model, task, metrics)

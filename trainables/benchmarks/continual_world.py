@@ -173,6 +173,7 @@ class ContinualWorld(Benchmark):
 
     @classmethod
     def check(cls, config: ContinualWorldConfig) -> None:
+        super().check(config)
         ch, levels = config.channels, config.attention_levels
         check_levels(ch, levels)
         if any(c % config.norm_groups for c in ch):

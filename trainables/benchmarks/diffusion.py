@@ -7,15 +7,17 @@ MSE (the scaling the paper's λ assumes). Sampling: DDIM. Both in trainables/ddp
 (Fréchet distance between generated and held-out images in the features of a classifier trained once on
 the training split and cached on disk; the stand-in for FID, which needs Inception weights), ``gen_acc``
 (that classifier's accuracy on generated images of the task's classes), ``denoise_loss`` (held-out noise
-MSE at fixed timesteps and noise; cheap, so it runs on the dense grid).
+MSE at fixed timesteps and noise; cheap, so it runs on the dense grid by default).
+
+Dense fd (``dense_metrics: [fd]``): at a dense-grid-only step (not a multiple of eval_every, not a task's
+end) fd and gen_acc use ``dense_eval_samples_per_class`` images per class when set; the records keep the
+name ``fd``, and the step with these settings (part of the configuration) says which values used fewer
+samples. Fewer samples bias fd upward: compare against the end-of-task value only at equal counts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import pickle
 from dataclasses import dataclass
 from typing import ClassVar, Collection, Iterator
 
@@ -26,7 +28,8 @@ from torch import nn
 
 from trainables import ddpm
 from trainables.batch import Batch
-from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels
+from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, check_levels
+from trainables.benchmarks.feature_classifier import cached_classifier
 from trainables.frechet import frechet_distance
 from trainables.params import knob
 
@@ -44,6 +47,9 @@ class DiffusionConfig(Protocol):
     ddim_steps: int = knob(20, "DDIM steps when sampling for evaluation (paper: 50)", low=1)
     replay_ddim_steps: int = knob(20, "DDIM steps when the teacher generates replay samples", low=1)
     eval_samples_per_class: int = knob(50, "generated images per class for fd and gen_acc", low=2)
+    dense_eval_samples_per_class: int | None = knob(None, "generated images per class for fd and gen_acc at "
+                                                    "dense-grid-only steps (default: eval_samples_per_class; "
+                                                    "fewer samples bias fd upward)", low=2)
     eval_seed: int = knob(1234, "seed of the evaluation noise (same noise at every evaluation)")
     classifier_epochs: int = knob(30, "epochs of the feature classifier behind fd and gen_acc", low=1)
 
@@ -79,6 +85,7 @@ class ClassConditionalDiffusion(Benchmark):
 
     @classmethod
     def check(cls, config: DiffusionConfig) -> None:
+        super().check(config)
         ch = config.channels
         check_levels(ch, config.attention_levels)
         groups = norm_groups(ch)
@@ -174,7 +181,7 @@ class ClassConditionalDiffusion(Benchmark):
     def classifier(self) -> nn.Module:
         """The feature classifier, trained once per settings and cached on disk."""
         if self._classifier is None:
-            self._classifier = _cached_classifier(self)
+            self._classifier = cached_classifier(self)
         return self._classifier
 
     def _features(self, x: torch.Tensor) -> np.ndarray:
@@ -182,8 +189,16 @@ class ClassConditionalDiffusion(Benchmark):
         out = [net.features(self.to_pixels(x[i:i + 512]).to(self.device)) for i in range(0, len(x), 512)]
         return torch.cat(out).double().cpu().numpy()
 
-    @torch.no_grad()
     def evaluate(self, model, task: Task, metrics: Collection[str]) -> dict[str, float]:
+        return self._evaluate(model, task, metrics, self.config.eval_samples_per_class)
+
+    def evaluate_dense(self, model, task: Task, metrics: Collection[str]) -> dict[str, float]:
+        """``evaluate`` with ``dense_eval_samples_per_class`` generated images per class (when set)."""
+        c = self.config
+        return self._evaluate(model, task, metrics, c.dense_eval_samples_per_class or c.eval_samples_per_class)
+
+    @torch.no_grad()
+    def _evaluate(self, model, task: Task, metrics: Collection[str], samples_per_class: int) -> dict[str, float]:
         c = self.config
         generator = torch.Generator().manual_seed(c.eval_seed * 1000 + task.index)
         out: dict[str, float] = {}
@@ -194,7 +209,7 @@ class ClassConditionalDiffusion(Benchmark):
             out["denoise_loss"] = float(self.loss(model, held, generator).mean())
             model.train(was_training)
         if "fd" in metrics or "gen_acc" in metrics:
-            labels = torch.tensor(task.classes, device=self.device).repeat_interleave(c.eval_samples_per_class)
+            labels = torch.tensor(task.classes, device=self.device).repeat_interleave(samples_per_class)
             images = self.sample(model, labels, c.ddim_steps, generator)
             if "gen_acc" in metrics:
                 pred = torch.cat([self.classifier()(images[i:i + 512]).argmax(1)
@@ -206,48 +221,3 @@ class ClassConditionalDiffusion(Benchmark):
                     self._real_features[task.index] = self._features(held["x"])
                 out["fd"] = frechet_distance(self._features(images), self._real_features[task.index])
         return out
-
-
-def _cached_classifier(bench: ClassConditionalDiffusion) -> nn.Module:
-    """Train the benchmark's feature classifier on its training split, or load it from the cache."""
-    c = bench.config
-    # the device type and torch version are part of the key: the same training on another kind of device
-    # gives slightly different weights, and fd should be comparable within a cache
-    key = {"benchmark": bench.name, "data": bench.data_fingerprint(), "epochs": c.classifier_epochs,
-           "classes": bench.num_classes, "arch": repr(bench.make_classifier()), "version": 1,
-           "device": bench.device.type, "torch": torch.__version__}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir(c) / f"{bench.name}-classifier-{digest}.pt"
-    with torch.random.fork_rng(devices=[]):  # same initial weights whatever the caller's RNG state
-        torch.manual_seed(0)
-        net = bench.make_classifier().to(bench.device)
-    if path.exists():
-        try:
-            net.load_state_dict(torch.load(path, map_location=bench.device, weights_only=True))
-            return net.eval().requires_grad_(False)
-        except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError):  # damaged: train again
-            pass
-    generator = torch.Generator().manual_seed(0)
-    keep = bench.y_train < bench.num_classes
-    x, y = bench.x_train[keep], bench.y_train[keep]
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    net.train()
-    with torch.enable_grad():
-        _fit(net, opt, bench, x, y, c.classifier_epochs, generator)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{id(net)}")
-    torch.save(net.state_dict(), tmp)
-    tmp.replace(path)
-    return net.eval().requires_grad_(False)
-
-
-def _fit(net, opt, bench, x, y, epochs: int, generator: torch.Generator) -> None:
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for i in range(0, len(x), 128):
-            idx = order[i:i + 128]
-            logits = net(bench.to_pixels(x[idx]).to(bench.device))
-            loss = nn.functional.cross_entropy(logits, y[idx].to(bench.device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()

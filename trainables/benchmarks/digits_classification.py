@@ -48,6 +48,7 @@ class DigitsClassification(Benchmark):
 
     @classmethod
     def check(cls, config) -> None:
+        super().check(config)
         if not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= 100_000 for h in config.hidden):
             raise ValueError(f"benchmark.hidden: {config.hidden!r} is not allowed; allowed: a list of widths, "
                              "integers from 1 to 100000 (an empty list is a linear model)")

@@ -2,7 +2,11 @@
 current batch and g_ref the gradient on a batch drawn from the episodic memory of previous tasks, the
 update uses g̃ = g − (gᵀg_ref / g_refᵀg_ref) g_ref when gᵀg_ref < 0, else g. The memory keeps an equal
 share (memory_size / number of tasks) of each finished task's stream, chosen by reservoir sampling over
-that task's stream."""
+that task's stream.
+
+``reset_optimizer`` is false by default: the La-MAML repository's A-GEM code, whose numbers 002 reports,
+builds one plain SGD for the whole stream, which holds no state (true matters only with ``optimizer: adam``).
+"""
 
 from __future__ import annotations
 

@@ -24,12 +24,26 @@ def with_params(model: nn.Module, params: dict[str, torch.Tensor]):
     return lambda *args, **kwargs: torch.func.functional_call(model, params, args, kwargs)
 
 
+RESET_HELP = ("a fresh optimizer (same parameters, same lr; Adam's moments and step count gone) at the start of "
+              "every task after the first")
+
+
 @dataclass(frozen=True)
 class TrainParams:
-    """Optimizer settings every method has."""
+    """Optimizer settings every method has. ``reset_optimizer`` defaults to False (one optimizer for the
+    whole stream); a method's docstring says why its default is what it is."""
 
     lr: float = knob(2e-4, "learning rate (000 Table 3: Adam 2e-4)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("adam", "optimizer of the model's parameters", choices=("adam", "sgd"))
+    reset_optimizer: bool = knob(False, RESET_HELP + " (false: one optimizer for the whole stream)")
+
+
+@dataclass(frozen=True)
+class PerTaskOptimizerParams(TrainParams):
+    """TrainParams of the trust-region family (000): a fresh Adam for every task, as the authors' public
+    code builds one per task (000 itself is silent)."""
+
+    reset_optimizer: bool = knob(True, RESET_HELP + " (000's authors' code: true)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,10 @@ class Method:
         return torch.optim.Adam(parameters, lr=lr)
 
     def begin_task(self, task: Task) -> None:
-        """Called before the first update on ``task``."""
+        """Called before the first update on ``task``; with ``reset_optimizer``, every task after the first
+        starts with a fresh optimizer over the same parameters and lr (no moments, no step count)."""
+        if self.params.reset_optimizer and self.seen:
+            self.optimizer = self.make_optimizer(self.model.parameters(), self.params.lr)
         self.seen.append(task)
 
     def update(self, batch: Batch) -> dict[str, float]:

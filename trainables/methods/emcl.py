@@ -45,6 +45,8 @@ No episodic memory (002 §V). 002 gives no η and no r, and no cap. Defaults, me
   (r 1e-3, cap 100), 0.63 (r 3e-4, cap 100); with a cap of 1 nothing is learnt (0.11, chance: λ·h·α
   ~ 1e-3). Finetune with SGD 0.03 / 0.1 reaches 0.39 / 0.49 there.
 - h_floor = 1e-12.
+- No optimizer state: the outer step is applied in place with the rates α, so ``reset_optimizer`` admits
+  only false; α and h are method state, kept across task boundaries (002 resets neither).
 Presets, 002 Table II: MNIST permutations α0 0.3, β 0.15, λ 10, γ 0.3 (the defaults); many permutations
 0.15 / 0.03 / 10 / 0.1; CIFAR-100 and miniImageNet 0.1 / 0.075 / 50 / 0.1 (with λ = 50 keep λ·r·alpha_max
 below 1, e.g. alpha_max 60).
@@ -68,6 +70,8 @@ class EMCLParams(OnlineParams):
                      "perm., 0.15 many perm., 0.1 CIFAR-100 / miniImageNet)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "outer optimizer: plain SGD with the per-parameter rates α (Adam would "
                           "cancel Eq. 8)", choices=("sgd",))
+    reset_optimizer: bool = knob(False, "the outer step is applied in place with the rates α: no optimizer "
+                                 "state to reset (α and h are kept)", choices=(False,))
     inner_lr: float = knob(0.15, "β: inner SGD step per sample (002 Table II: 0.15 MNIST perm., 0.03 many "
                            "perm., 0.075 CIFAR-100 / miniImageNet)", low=0, smoke=1e-3)
     gamma: float = knob(0.3, "γ: scalar of the proximal step, Eq. 21 (002 Table II: 0.3 MNIST perm., 0.1 "

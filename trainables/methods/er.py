@@ -1,6 +1,10 @@
 """`er`: experience replay from a reservoir memory (Chaudhry et al. 2019, "On Tiny Episodic Memories"; a
 baseline of 002). Each batch of B current samples is trained together with round(β·B) samples drawn from
-the memory (one cross-entropy over the combined batch); the current batch then enters the reservoir."""
+the memory (one cross-entropy over the combined batch); the current batch then enters the reservoir.
+
+``reset_optimizer`` is false by default: the La-MAML repository's ER code, whose numbers 002 reports,
+builds one plain SGD for the whole stream, which holds no state (true matters only with ``optimizer: adam``).
+"""
 
 from __future__ import annotations
 

@@ -33,6 +33,11 @@ Choices the papers leave open, made here:
   the new task, evaluate on the old ones: the MAML reading of 000 §3); on the first task, before any
   replay exists, it falls back to the halves of the current batch.
 - Unused parameters (a head no sample of the half reaches) get a zero gradient in the inner step.
+- Optimizer at task boundaries: ``reset_optimizer`` is false by default, because 000's authors' FTML script
+  builds its outer Adam once for the whole stream; when true only that outer optimizer is replaced (the
+  inner step is plain SGD without state; the replay teacher and the reservoir are kept).
+- Replay weighting: replay enters by mixing before the split (``replay_weighting`` admits only
+  mixed_batch; `replay`'s per_task weighting has no support/query counterpart here).
 - The model's buffers (none in the models here: the UNet uses GroupNorm) are the module's own, shared by
   the inner and outer forward passes.
 
@@ -75,6 +80,8 @@ class FTMLParams(TrainParams, ReplayKnobs, MemoryKnobs):
     memory_size: int = knob(200, "real samples the reservoir holds on benchmarks without generative replay "
                             "(002: 200 for MNIST permutations); unused with generative replay", low=1,
                             smoke=12)
+    replay_weighting: str = knob("mixed_batch", "replay samples are mixed into the batch before the support/"
+                                 "query split (the only weighting of the meta-learners)", choices=("mixed_batch",))
 
 
 @dataclass

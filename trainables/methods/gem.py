@@ -19,6 +19,9 @@ ridge breaks G g̃ >= 0 by up to 1e-3·v_i, so we leave it out and instead solve
 exactly (``nonnegative_qp``: eigen-factor G Gᵀ = AᵀA and call scipy's NNLS on A, the Cholesky
 reformulation extended to rank-deficient G Gᵀ); quadprog is not used. The gradient-norm clipping of the
 La-MAML copy of GEM is not applied (the paper has none).
+
+``reset_optimizer`` is false by default: the GEM code builds one plain SGD for the whole stream, which holds
+no state (true matters only with ``optimizer: adam``).
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ read, not copied):
   3 tasks, one seed), mean final accuracy: 0.13 with these defaults (per-sample steps of 0.3 make the
   inner losses grow on 8×8 digits), 0.17 with the swapped pair, 0.32 with α0 0.03 and lr of α 0.03;
   finetune (SGD 0.03) reaches 0.39 there. Tune α0 for the laptop-scale streams.
+- No optimizer state: θ and α are both stepped by plain SGD in place (the code's ``opt_wt`` and ``opt_lr``
+  are plain SGD built once for the stream), so ``reset_optimizer`` admits only false; the learnt rates α
+  are method state, kept across tasks.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class LaMAMLParams(OnlineParams, MemoryKnobs):
                      "perm., 0.1 many perm. / CIFAR-100 / miniImageNet)", low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "θ ← θ − max(0, α)·∇θ(meta-loss): plain SGD with the learnt rates",
                           choices=("sgd",))
+    reset_optimizer: bool = knob(False, "θ and α are stepped by plain SGD in place: no optimizer state to "
+                                 "reset (α is kept)", choices=(False,))
     alpha_lr: float = knob(0.15, "η: SGD learning rate of α (002 Table II: 0.15 MNIST perm., 0.1 many perm., "
                            "0.3 CIFAR-100 / miniImageNet)", low=0)
     replay_batch: int = knob(10, "memory samples added to the batch in the meta-loss (authors' scripts: 10)",

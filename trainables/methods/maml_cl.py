@@ -23,6 +23,8 @@ Choices the paper leaves open, for a stream:
 - the memory is filled after each update with the whole batch (reservoir sampling); the draws happen
   before the inner steps. Diffusion attention runs in its plain (double-differentiable) form in
   second-order mode.
+- ``reset_optimizer`` false by default (003 is silent; one outer optimizer for the stream, as the
+  earlier behaviour); when true only the outer optimizer is replaced, the inner steps being stateless SGD.
 """
 
 from __future__ import annotations

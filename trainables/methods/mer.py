@@ -23,7 +23,8 @@ in 002. Defaults are the MER authors' MNIST-permutation settings with 200 memori
 γ 1.0, 10 memory samples, s = 10). Algorithms 6 and 7 (one big batch; a larger rate for the current
 example) are not implemented. The per-sample steps are plain SGD (``optimizer`` allows only sgd); the
 gradient clipping of the authors' code is not applied. ``loss`` is the mean of the per-sample losses seen
-by the SGD steps of the update.
+by the SGD steps of the update. ``reset_optimizer`` admits only false: the per-sample steps are plain SGD,
+which keeps no state to reset.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class MERParams(OnlineParams, MemoryKnobs):
     lr: float = knob(0.03, "α: SGD rate of the per-sample steps (MER, MNIST permutations, 200 memories: 0.03)",
                      low=0, low_open=True, smoke=1e-3)
     optimizer: str = knob("sgd", "the per-sample steps are plain SGD (Reptile's inner loop)", choices=("sgd",))
+    reset_optimizer: bool = knob(False, "plain SGD keeps no state: nothing to reset", choices=(False,))
     beta: float = knob(0.03, "β: within-batch Reptile meta rate", low=0, high=1, low_open=True)
     gamma: float = knob(1.0, "γ: across-batch Reptile meta rate", low=0, high=1, low_open=True)
     batches_per_example: int = knob(10, "s: batches drawn per incoming example", low=1, smoke=1)

@@ -17,6 +17,9 @@ direct gradient at (θ, W_k); ``first_order: false`` differentiates through the 
 does. Outer optimizer: 002's online protocol (SGD 0.03; OML's paper uses Adam with meta rate 1e-4 offline),
 inner rate 0.03 (the protocol's SGD rate). The memory is filled with the whole batch after each update.
 
+``reset_optimizer`` is false by default: neither OML's paper nor 002's online protocol restarts an optimizer
+at task boundaries, and the protocol's plain SGD holds no state; when true only the outer one is replaced.
+
 Models without a Linear head are rejected: the diffusion UNet ends in a convolution (``conv_out``), so
 ``check`` refuses diffusion benchmarks and the constructor raises for any other such model.
 """

@@ -1,6 +1,18 @@
 """`trust_region`: L_t + β·L_replay + λ·L_EWC with the rank-1 Fisher (000 Eq. 8): generative replay
 supplies the gradient on past tasks, the rank-1 Fisher bounds the step along the dominant curvature
-direction. L_EWC carries the ½ of Eq. 5, as in `ewc`."""
+direction. L_EWC carries the ½ of Eq. 5, as in `ewc` (L = L_t + λ·L_EWC).
+
+How β and λ scale (``replay_weighting``; B current samples, m = round(β·B) replay samples, w =
+distill_weight, L̄/D̄ means of the denoising/distillation losses over replay samples, of old task i: L̄_i/D̄_i):
+- ``mixed_batch`` (default, the authors' code): L = (B·L_t + m·L̄_r)/(B + m) + w·D̄_r + λ·L_EWC
+  ≈ (L_t + β·L̄_r)/(1 + β) + w·D̄_r + λ·L_EWC. Against L_t, λ acts (1 + β) times as strongly as in
+  `ewc` (twice at β = 1): this λ equals an `ewc` λ of (1 + β)·λ.
+- ``per_task`` (000 Eq. 7-8 literally): L = L_t + β Σ_{i<t} (L̄_i + w·D̄_i) + λ·L_EWC: λ means what it
+  means in `ewc`, and each old task weighs β against the current one.
+
+Optimizer: a fresh Adam at the start of every task (``reset_optimizer: true``, the default), as
+000's authors' code builds one per task; the paper is silent.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +20,12 @@ from dataclasses import dataclass
 
 from trainables.fisher import ElasticPenalty, consolidate
 from trainables.generative_replay import GenerativeReplay, ReplayKnobs
-from trainables.methods.base import Method, TrainParams
+from trainables.methods.base import Method, PerTaskOptimizerParams
 from trainables.methods.knobs import FisherKnobs, check_fisher_timesteps
 
 
 @dataclass(frozen=True)
-class TrustRegionParams(TrainParams, ReplayKnobs, FisherKnobs):
+class TrustRegionParams(PerTaskOptimizerParams, ReplayKnobs, FisherKnobs):
     pass
 
 

@@ -19,6 +19,9 @@ Choices the papers leave open, made here:
 - The first update (no θ_{k−1}) uses ĝ_1 = g(θ_1; B_1). The estimate and θ_{k−1} are kept across task
   boundaries (one stream; the control variate stays unbiased whatever the batch is, since both terms
   see the same episode).
+- ``reset_optimizer`` is false by default: 000's authors' VR-MCL script builds its outer Adam once for
+  the stream. When true, only that Adam is replaced at a task boundary; ĝ_{k−1} and θ_{k−1} (the control
+  variate, method state) are kept, as said above.
 - The outer step applies ĝ_k through the model's optimizer (Adam by default, as 000 Table 3), not the
   authors' separate plain step θ ← θ − lr·ĝ (select ``optimizer: sgd`` for that).
 """
