@@ -94,9 +94,20 @@ def test_ui_binds_127_0_0_1_unless_host_is_given(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         (tmp_path / name / "sweep.json").write_text(json.dumps({"tracking_uri": uri}))
     calls = []
-    monkeypatch.setattr(ui.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+
+    class Server:  # stands in for the MLflow server process
+        pid = 0
+
+        def __init__(self, cmd, **kwargs):
+            calls.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(ui.subprocess, "Popen", Server)
+    monkeypatch.setattr(ui, "experiment_id", lambda uri, name: "7")
     out = CliRunner().invoke(main, ["ui", "--name", "local", "--runs-dir", str(tmp_path), "--port", "5009"])
-    assert out.exit_code == 0 and "http://127.0.0.1:5009" in out.output
+    assert out.exit_code == 0 and "http://127.0.0.1:5009/#/experiments/7/runs" in out.output
     assert calls[-1][calls[-1].index("--host") + 1] == "127.0.0.1"
     out = CliRunner().invoke(main, ["ui", "--name", "local", "--runs-dir", str(tmp_path), "--host", "0.0.0.0"])
     assert out.exit_code == 0 and calls[-1][calls[-1].index("--host") + 1] == "0.0.0.0"

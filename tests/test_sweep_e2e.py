@@ -28,7 +28,8 @@ def test_sweep_finishes_and_records_the_diverged_trial(finished_sweep):
     metas = {m["method"]: m for m in (json.loads(p.read_text()) for p in (folder / "records").glob("*.json"))}
     assert {m: meta["status"] for m, meta in metas.items()} == {
         "finetune": "finished", "trust_region": "finished", "ewc": "diverged"}
-    assert metas["ewc"]["error"].startswith("diverged: seed 0, task 1, step 2: loss = nan")
+    # its first evaluation (step 1 of the dense grid) is already NaN: a divergence, named with the metric
+    assert metas["ewc"]["error"].startswith("diverged: seed 0, task 1, step 1: denoise_loss of task 1 = nan")
     assert "sweep e2e: 3 configurations (1 diverged, 2 finished)" in result.output
 
 
