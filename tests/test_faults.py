@@ -11,6 +11,8 @@ import signal
 import pytest
 import yaml
 
+from orchestrator.ray_processes import reap_leftovers
+from orchestrator.sweep_dir import SweepDir
 from fault_helpers import (checkpoints, check_counts, ended, processes_titled, reported_tasks, resume, start,
                            wait_for, write_space)
 
@@ -68,6 +70,7 @@ def test_a_damaged_checkpoint_reruns_its_configuration_from_the_start(tmp_path):
     wait_for(lambda: checkpoints(folder), driver)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=60)
+    reap_leftovers(SweepDir(runs, "faults"))  # the orphaned trial would go on writing checkpoints
     latest = checkpoints(folder)[-1]
     assert not ended(folder) and latest.name != "checkpoint_000002", latest  # killed before its last task
     (latest / "seed0.state").write_bytes(b"not a checkpoint")

@@ -226,7 +226,8 @@ def test_asha_stops_configurations_at_task_boundaries_and_optuna_learns_only_ful
     from optuna.storages.journal import JournalFileBackend
 
     space = dict(SPACE, name="asha", benchmark={"name": "split_digits_diffusion", "preset": "tiny", "num_tasks": 3},
-                 budget={"num_samples": 4, "max_concurrent": 4, "scheduler": "asha", "grace_period": 1,
+                 # one at a time: ASHA's decisions then follow the sampler's order, not the machine's load
+                 budget={"num_samples": 4, "max_concurrent": 1, "scheduler": "asha", "grace_period": 1,
                          "reduction_factor": 4, "sampler_seed": 3},
                  methods={"finetune": {"lr": {"loguniform": [1e-5, 1e-2]}}})
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
