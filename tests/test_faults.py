@@ -44,19 +44,26 @@ def test_driver_stopped_right_after_a_configuration_ended_resumes_without_loss(t
 
 
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
-    space_path = write_space(tmp_path, budget={"num_samples": 1, "max_concurrent": 1, "sampler_seed": 1})
+    """SIGKILL of the trial's worker once it has checkpointed task 2: the retry starts from a checkpoint, so
+    at most the one task whose checkpoint the driver had not yet taken in is trained (and reported) again;
+    a restart from scratch would report tasks 1 and 2 again."""
+    bench = {"name": "split_digits_diffusion", "preset": "tiny", "num_tasks": 3, "steps_per_task": 200}
+    space_path = write_space(tmp_path, benchmark=bench,
+                             budget={"num_samples": 1, "max_concurrent": 1, "sampler_seed": 1})
     space = yaml.safe_load(space_path.read_text())
     runs = tmp_path / "runs"
     folder = runs / "faults"
     driver = start(space_path, runs)
-    wait_for(lambda: checkpoints(folder) and processes_titled("ray::ImplicitFunc"), driver)
+    wait_for(lambda: any(c.name == "checkpoint_000001" for c in checkpoints(folder))
+             and processes_titled("ray::ImplicitFunc"), driver)
     for pid in processes_titled("ray::ImplicitFunc"):
         os.kill(pid, signal.SIGKILL)
     assert driver.wait(timeout=600) == 0
     counts = check_counts(folder, space)
     assert counts == {"ended": 1, "finished": 1, "lost": 0, "duplicated": 0}
     (meta,) = ended(folder)
-    assert reported_tasks(folder, meta["config_id"]) == [1, 2, 3]  # each task reported once: none rerun
+    tasks = reported_tasks(folder, meta["config_id"])
+    assert sorted(set(tasks)) == [1, 2, 3] and tasks[-1] == 3 and len(tasks) <= 4, tasks
 
 
 def test_a_damaged_checkpoint_reruns_its_configuration_from_the_start(tmp_path):
@@ -73,7 +80,8 @@ def test_a_damaged_checkpoint_reruns_its_configuration_from_the_start(tmp_path):
     reap_leftovers(SweepDir(runs, "faults"))  # the orphaned trial would go on writing checkpoints
     latest = checkpoints(folder)[-1]
     assert not ended(folder) and latest.name != "checkpoint_000002", latest  # killed before its last task
-    (latest / "seed0.state").write_bytes(b"not a checkpoint")
+    for kept in checkpoints(folder):  # Ray's saved state may name an older one than the newest on disk
+        (kept / "seed0.state").write_bytes(b"not a checkpoint")
     done = resume(runs, "faults")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "cannot be read; rerunning this configuration from task 1" in done.stdout + done.stderr
