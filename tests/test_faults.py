@@ -43,17 +43,20 @@ def test_driver_stopped_right_after_a_configuration_ended_resumes_without_loss(t
     assert counts == {"ended": 4, "finished": 4, "lost": 0, "duplicated": 0}
 
 
+def one_long_configuration(tmp_path, steps: int):
+    """A sweep of one configuration on 3 tasks of ``steps`` steps, started: (space, runs, folder, driver)."""
+    bench = {"name": "split_digits_diffusion", "preset": "tiny", "num_tasks": 3, "steps_per_task": steps}
+    space_path = write_space(tmp_path, benchmark=bench,
+                             budget={"num_samples": 1, "max_concurrent": 1, "sampler_seed": 1})
+    runs = tmp_path / "runs"
+    return yaml.safe_load(space_path.read_text()), runs, runs / "faults", start(space_path, runs)
+
+
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     """SIGKILL of the trial's worker once it has checkpointed task 2: the retry starts from a checkpoint, so
     at most the one task whose checkpoint the driver had not yet taken in is trained (and reported) again;
     a restart from scratch would report tasks 1 and 2 again."""
-    bench = {"name": "split_digits_diffusion", "preset": "tiny", "num_tasks": 3, "steps_per_task": 200}
-    space_path = write_space(tmp_path, benchmark=bench,
-                             budget={"num_samples": 1, "max_concurrent": 1, "sampler_seed": 1})
-    space = yaml.safe_load(space_path.read_text())
-    runs = tmp_path / "runs"
-    folder = runs / "faults"
-    driver = start(space_path, runs)
+    space, runs, folder, driver = one_long_configuration(tmp_path, steps=200)
     wait_for(lambda: any(c.name == "checkpoint_000001" for c in checkpoints(folder))
              and processes_titled("ray::ImplicitFunc"), driver)
     for pid in processes_titled("ray::ImplicitFunc"):
@@ -67,13 +70,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
 
 
 def test_a_damaged_checkpoint_reruns_its_configuration_from_the_start(tmp_path):
-    bench = {"name": "split_digits_diffusion", "preset": "tiny", "num_tasks": 3, "steps_per_task": 400}
-    space_path = write_space(tmp_path, benchmark=bench,
-                             budget={"num_samples": 1, "max_concurrent": 1, "sampler_seed": 1})
-    space = yaml.safe_load(space_path.read_text())
-    runs = tmp_path / "runs"
-    folder = runs / "faults"
-    driver = start(space_path, runs)
+    space, runs, folder, driver = one_long_configuration(tmp_path, steps=400)
     wait_for(lambda: checkpoints(folder), driver)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=60)
