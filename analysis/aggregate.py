@@ -4,7 +4,8 @@ new code calls core.stats directly."""
 
 from __future__ import annotations
 
-from core.stats import REDUCTIONS, bootstrap_interval, iqm, mean_se, reduce_tasks, sd, seed_summary, t_interval
+from core.stats import (REDUCTIONS, bootstrap_interval, iqm, iqm_interval, mean_se, reduce_tasks, sd, seed_summary,
+                        t_interval)
 
-__all__ = ["REDUCTIONS", "bootstrap_interval", "iqm", "mean_se", "reduce_tasks", "sd", "seed_summary",
+__all__ = ["REDUCTIONS", "bootstrap_interval", "iqm", "iqm_interval", "mean_se", "reduce_tasks", "sd", "seed_summary",
            "t_interval"]

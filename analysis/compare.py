@@ -1,6 +1,6 @@
 """Each method against each baseline, on the configuration ``table`` shows per method: the difference
 (method − baseline) of final, forgetting and AAA over seeds, a t-test and a rank test, P(method beats
-baseline) and a one-line verdict. Statistics come from core.stats; nothing is computed here."""
+baseline; rliable's) and a one-line verdict. Statistics come from core.stats; nothing is computed here."""
 
 from __future__ import annotations
 
@@ -61,9 +61,9 @@ def compare(source: Source, metric: str, higher: bool, baselines: tuple[str, ...
 
     Paired (default): on the seeds both share, which must be the same set (InputError naming the missing
     seeds otherwise); core.stats.paired_comparison (paired t-test, Wilcoxon signed-rank). ``unpaired``:
-    core.stats.unpaired_comparison (Welch's t-test, Mann-Whitney U). ``p_improvement`` is
-    core.stats.probability_of_improvement in the score's direction (forgetting: lower is better). The
-    verdict follows the t-test at core.stats.ALPHA. A method without a complete configuration gets one
+    core.stats.unpaired_comparison (Welch's t-test, Mann-Whitney U). ``p_improvement`` is rliable's
+    probability of improvement (core.stats.probability_of_improvement) in the score's direction
+    (forgetting: lower is better). The verdict follows the t-test at core.stats.ALPHA. A method without a complete configuration gets one
     row per score with no numbers and its ``missing`` as verdict; a baseline without one is an InputError.
     """
     per_method = _scores(source, metric, higher, configs)

@@ -1,5 +1,5 @@
-"""Figures from long records: a task's curve over global steps (000 Figure 2) and seed-mean result
-matrices R[k, j] (METHODS.md §5).
+"""Figures from long records: a task's curve over global steps (000 Figure 2), seed-mean result
+matrices R[k, j] (METHODS.md §5) and rliable's performance profiles of per-seed scores.
 
 Figures are matplotlib ``Figure`` objects on an Agg canvas: no pyplot, no global backend change.
 Configurations are grouped as in analysis.table; a line or panel is labelled by its method, plus its
@@ -146,6 +146,42 @@ def result_heatmaps(records: pd.DataFrame, metric: str, path: str | Path | None 
         ax.set_ylabel("after training task k")
         ax.set_title(label)
     fig.colorbar(image, ax=list(axes), label=f"{metric} (seed mean)")
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def performance_profiles(scores: dict[str, np.ndarray], label: str, higher_is_better: bool,
+                         path: str | Path | None = None) -> Figure:
+    """Performance profiles (Agarwal et al. 2021, §4: score distributions): per method, the fraction of
+    its runs (seeds) whose score exceeds τ, over 101 τ spanning every score (5% margin each side), with
+    95% stratified-bootstrap bands (core.stats.performance_profile), drawn by rliable's
+    plot_utils.plot_performance_profiles. ``scores``: {method: per-seed values of ``label``}.
+    Lower-is-better scores (fd, forgetting): the profile of −score, i.e. the fraction of runs with
+    score < τ; the axis shows τ itself, decreasing to the right, so right is better in both cases."""
+    from matplotlib.ticker import FuncFormatter
+    from rliable import plot_utils
+
+    if not scores or not any(len(v) for v in scores.values()):
+        raise InputError("performance_profiles: no method has a complete configuration to profile")
+    sign = 1.0 if higher_is_better else -1.0
+    signed = {method: sign * np.asarray(v, dtype=float) for method, v in scores.items()}
+    every = np.concatenate(list(signed.values()))
+    lo, hi = float(every.min()), float(every.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(lo), 1.0)
+    taus = np.linspace(lo - pad, hi + pad, 101)
+    profiles, bands = stats.performance_profile(signed, taus)
+    fig = _figure((6.4, 4.0))
+    ax = fig.add_subplot()
+    relation = ">" if higher_is_better else "<"
+    xlabel = f"{label} τ" + ("" if higher_is_better else " (lower is better: decreasing →)")
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=bands, ax=ax, xlabel=xlabel,
+                                         ylabel=f"fraction of seeds with score {relation} τ",
+                                         labelsize="medium", ticklabelsize="medium")
+    if not higher_is_better:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{-x + 0.0:g}"))
+    ax.set_title(f"Performance profiles: {label} (95% stratified-bootstrap bands)", fontsize="medium")
+    ax.legend()
     if path is not None:
         save(fig, path)
     return fig

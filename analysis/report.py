@@ -21,7 +21,7 @@ from core.errors import InputError
 SCORES = ("final", "forgetting", "bwt", "aaa")
 TABLE_COLUMNS = ("method", "seeds", "final", "final_se", "forgetting", "forgetting_se", "bwt", "bwt_se",
                  "aaa", "aaa_se")
-STATS = ("sd", "ci", "bootstrap", "iqm")
+STATS = ("sd", "ci", "bootstrap", "iqm", "poi")
 
 
 def metric_direction(source: Source, metric: str, mode: str | None) -> bool:
@@ -52,15 +52,20 @@ def chosen_configs(source: Source, higher: bool, configs: tuple[str, ...] = ()) 
 
 def method_table(source: Source, metric: str, higher: bool, configs: tuple[str, ...] = (),
                  stats: tuple[str, ...] = ()) -> pd.DataFrame:
-    """One row per method: ``TABLE_COLUMNS`` (mean and SE over seeds), the requested ``stats`` columns,
-    then config_id, complete and missing. Incomplete configurations have no numbers."""
+    """One row per method: ``TABLE_COLUMNS`` (mean and SE over seeds), the requested ``stats`` columns
+    per score (``STATS``: sd ``<score>_sd``; ci, the 95% t-interval, ``<score>_ci_low/_high``; bootstrap,
+    rliable's 95% bootstrap interval of the mean, ``<score>_bootstrap_low/_high``; iqm, rliable's IQM and
+    its 95% stratified-bootstrap interval, ``<score>_iqm`` and ``<score>_iqm_low/_high``; poi, rliable's
+    P(this method beats the other) per other method, ``<score>_poi_<other>``), then config_id, complete
+    and missing. Incomplete configurations have no numbers. Every statistic is over the seeds of the
+    configuration shown (core.stats.score_matrix: seeds × 1)."""
     summary = summarize(source.records, metric, higher, num_tasks=source.num_tasks, seeds=source.seeds or None)
     table = select(summary, chosen_configs(source, higher, configs), higher_is_better=higher)
     if stats:
         scores = per_seed_scores(source.records, metric, higher, source.num_tasks, source.seeds or None)
         for stat in stats:
             for score in SCORES:
-                table = _add_stat(table, scores, score, stat)
+                table = _add_stat(table, scores, score, stat, score_directions(higher)[score])
     lost = sorted({c["method"] for c in source.configs.values()} - set(table["method"]))
     if lost:  # methods whose every configuration failed before leaving records: shown, never dropped
         rows = [{"method": m, "seeds": 0, "config_id": "", "complete": False,
@@ -73,6 +78,24 @@ def method_table(source: Source, metric: str, higher: bool, configs: tuple[str, 
     table = table[[*TABLE_COLUMNS, *extra, "config_id", "complete", "missing"]].reset_index(drop=True)
     table.attrs["note"] = note
     return table
+
+
+def profile_scores(source: Source, metric: str, higher: bool, score: str = "final",
+                   configs: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], list[str]]:
+    """({method: per-seed ``score`` of the configuration ``method_table`` shows}, [methods left out
+    because that configuration is incomplete]) for performance profiles."""
+    if score not in SCORES:
+        raise InputError(f"--score: '{score}' is not allowed; allowed: {', '.join(SCORES)}")
+    table = method_table(source, metric, higher, configs)
+    scores = per_seed_scores(source.records, metric, higher, source.num_tasks, source.seeds or None)
+    out, left_out = {}, []
+    for row in table.itertuples():
+        if not bool(row.complete):
+            left_out.append(row.method)
+            continue
+        chosen = scores[(scores["method"] == row.method) & (scores["config_id"] == row.config_id)]
+        out[row.method] = chosen[score].to_numpy(float)
+    return out, left_out
 
 
 def inferred_note(summary: pd.DataFrame) -> str:
@@ -91,15 +114,24 @@ def inferred_note(summary: pd.DataFrame) -> str:
             "at N would look complete")
 
 
-def _add_stat(table: pd.DataFrame, scores: pd.DataFrame, score: str, stat: str) -> pd.DataFrame:
-    values = []
+def _add_stat(table: pd.DataFrame, scores: pd.DataFrame, score: str, stat: str, higher: bool) -> pd.DataFrame:
+    per_row = []
     for row in table.itertuples():
         v = scores[(scores["config_id"] == row.config_id) & (scores["method"] == row.method)][score].to_numpy(float)
-        ok = bool(row.complete) and len(v) > 0 and not np.isnan(v).any()
+        per_row.append(v if bool(row.complete) and len(v) > 0 and not np.isnan(v).any() else None)
+    values = []
+    for row, v in zip(table.itertuples(), per_row):
+        ok = v is not None
         if stat == "sd":
             values.append({f"{score}_sd": S.sd(v) if ok else math.nan})
         elif stat == "iqm":
-            values.append({f"{score}_iqm": S.iqm(v) if ok else math.nan})
+            low, high = S.iqm_interval(v) if ok else (math.nan, math.nan)
+            values.append({f"{score}_iqm": S.iqm(v) if ok else math.nan, f"{score}_iqm_low": low,
+                           f"{score}_iqm_high": high})
+        elif stat == "poi":
+            values.append({f"{score}_poi_{other}": S.probability_of_improvement(v, w, higher)
+                           if ok and w is not None else math.nan
+                           for other, w in zip(table["method"], per_row) if other != row.method})
         else:
             low, high = ((S.t_interval(v) if stat == "ci" else S.bootstrap_interval(v))
                          if ok else (math.nan, math.nan))
@@ -113,15 +145,20 @@ def score_directions(higher: bool) -> dict[str, bool]:
     return {"final": higher, "aaa": higher, "bwt": higher, "forgetting": False}
 
 
-def render_table(table: pd.DataFrame, fmt: str, higher: bool) -> str:
+def render_table(table: pd.DataFrame, fmt: str, higher: bool, stats_table: bool = False) -> str:
     """The table in ``fmt``; its note (``table.attrs['note']``, N inferred) as a ``note`` column in CSV,
-    a line under the table otherwise."""
+    a line under the table otherwise. ``stats_table``: md, latex and html add the ``--stats`` columns
+    below it (analysis.stats_table); CSV always has them."""
     note = table.attrs.get("note", "")
     if fmt == "csv":
         shown = table.drop(columns=["complete"] + ([] if (~table["complete"].astype(bool)).any() else ["missing"]))
         return to_csv(shown.assign(note=note) if note else shown)
     writer = {"md": to_markdown, "latex": to_latex, "html": to_html}[fmt]
     text = writer(table, list(SCORES), labels=("method", "seeds"), higher_is_better=score_directions(higher))
+    if stats_table:
+        from analysis.stats_table import render_stats
+
+        text += render_stats(table, fmt, SCORES)
     if not note:
         return text
     from html import escape

@@ -4,11 +4,17 @@ error over seeds, the objective's reduction over tasks and over seeds, and inter
 Trial reports, MLflow aggregates, plots and tables all call these functions, so one number is computed
 one way everywhere. NaN values are never dropped: one NaN makes the result NaN, so a statistic is never
 silently taken over fewer seeds than were given. No torch import.
+
+IQM, bootstrap intervals, performance profiles and P(improvement) are rliable's (Agarwal et al. 2021,
+"Deep RL at the edge of the statistical precipice"), imported inside the functions: rliable imports arch,
+which is slow, and the CLI starts without it.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from contextlib import contextmanager
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -50,33 +56,100 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, flo
     return mean - half, mean + half
 
 
-def bootstrap_interval(values: Iterable[float], level: float = 0.95, n_resamples: int = 10_000,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval for the mean: the (1-level)/2 and (1+level)/2 percentiles of the
-    means of ``n_resamples`` resamples with replacement, drawn with ``numpy.random.default_rng(seed)``.
-    (NaN, NaN) when n < 2 or any value is NaN."""
+BOOTSTRAP_REPS = 2000  # resamples of every bootstrap interval (rliable's create_performance_profile default)
+BOOTSTRAP_SEED = 0     # the seed of every bootstrap interval unless one is passed
+
+
+def score_matrix(values: Iterable[float]) -> np.ndarray:
+    """rliable's (runs × tasks) score matrix of one score over seeds: (seeds × 1). The runs are the seeds;
+    the one "task" is the per-seed score (final, forgetting, BWT or AAA of the whole stream), so a
+    stratified bootstrap over tasks is the bootstrap over seeds, and IQM is over the seeds."""
+    return _array(values)[:, None]
+
+
+@contextmanager
+def _global_numpy_seed(seed: int):
+    """rliable 1.2's StratifiedBootstrap draws its resamples with ``np.random.choice`` (numpy's global
+    generator) and ignores its ``random_state``; this seeds that generator for one call and restores its
+    previous state afterwards, so no global state changes."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _rliable_interval(name: str, values: Iterable[float], aggregate, level: float, n_resamples: int,
+                      seed: int) -> tuple[float, float]:
+    """rliable.library.get_interval_estimates of ``aggregate`` over score_matrix(values): stratified
+    bootstrap, percentile interval at ``level``, ``n_resamples`` resamples, ``seed`` as random_state and
+    global numpy seed. (NaN, NaN) when n < 2 or any value is NaN."""
     if not 0 < level < 1:
-        raise ValueError(f"bootstrap_interval: level must lie in (0, 1), got {level}")
+        raise ValueError(f"{name}: level must lie in (0, 1), got {level}")
     if n_resamples < 1:
-        raise ValueError(f"bootstrap_interval: n_resamples must be >= 1, got {n_resamples}")
-    x = _array(values)
-    if x.size < 2 or np.isnan(x).any():
+        raise ValueError(f"{name}: n_resamples must be >= 1, got {n_resamples}")
+    x = score_matrix(values)
+    if x.shape[0] < 2 or np.isnan(x).any():
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
-    low, high = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    from rliable import library
+
+    with warnings.catch_warnings(), _global_numpy_seed(seed):
+        warnings.simplefilter("ignore", FutureWarning)  # arch: "random_state is deprecated", rliable passes it
+        _, ci = library.get_interval_estimates({name: x}, lambda s: np.array([aggregate(s)]), reps=n_resamples,
+                                               confidence_interval_size=level,
+                                               random_state=np.random.RandomState(seed))
+    low, high = ci[name][:, 0]
     return float(low), float(high)
 
 
-def iqm(values: Iterable[float]) -> float:
-    """Interquartile mean: the mean of the middle half of the values, scipy.stats.trim_mean(x, 0.25)
-    (a quarter of the values cut at each end, rounded down). NaN when empty or any value is NaN."""
-    from scipy import stats
+def bootstrap_interval(values: Iterable[float], level: float = 0.95, n_resamples: int = BOOTSTRAP_REPS,
+                       seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """rliable's stratified-bootstrap percentile interval of the mean (metrics.aggregate_mean) on the
+    (seeds × 1) score_matrix: (1-level)/2 and (1+level)/2 percentiles of ``n_resamples`` resampled means,
+    reproducible by ``seed``. (NaN, NaN) when n < 2 or any value is NaN."""
+    from rliable import metrics
 
-    x = _array(values)
+    return _rliable_interval("bootstrap_interval", values, metrics.aggregate_mean, level, n_resamples, seed)
+
+
+def iqm(values: Iterable[float]) -> float:
+    """Interquartile mean (Agarwal et al. 2021): rliable.metrics.aggregate_iqm on the (seeds × 1)
+    score_matrix, i.e. scipy.stats.trim_mean(x, 0.25): a quarter of the values cut at each end (rounded
+    down), the mean of the rest. NaN when empty or any value is NaN (trim_mean would sort a NaN away)."""
+    from rliable import metrics
+
+    x = score_matrix(values)
     if x.size == 0 or np.isnan(x).any():
         return float("nan")
-    return float(stats.trim_mean(x, 0.25))
+    return float(metrics.aggregate_iqm(x))
+
+
+def iqm_interval(values: Iterable[float], level: float = 0.95, n_resamples: int = BOOTSTRAP_REPS,
+                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """rliable's stratified-bootstrap percentile interval of the IQM (metrics.aggregate_iqm) on the
+    (seeds × 1) score_matrix, as bootstrap_interval. (NaN, NaN) when n < 2 or any value is NaN."""
+    from rliable import metrics
+
+    return _rliable_interval("iqm_interval", values, metrics.aggregate_iqm, level, n_resamples, seed)
+
+
+def performance_profile(scores: Mapping[str, Iterable[float]], taus: Iterable[float], level: float = 0.95,
+                        n_resamples: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """rliable's performance profile (score distribution): per key, the fraction of runs with score > τ
+    for every τ of ``taus`` (library.score_distributions), and its stratified-bootstrap interval
+    (2 × len(taus): low, high). The same computation as rliable's create_performance_profile, which
+    takes no random_state; here ``seed`` makes the bands reproducible. Scores: per-seed values (seeds × 1)."""
+    from rliable import library
+
+    tau = np.asarray(list(taus), dtype=float)
+    matrices = {key: score_matrix(v) for key, v in scores.items()}
+    with warnings.catch_warnings(), _global_numpy_seed(seed):
+        warnings.simplefilter("ignore", FutureWarning)
+        return library.get_interval_estimates(matrices, lambda s: library.score_distributions(s, tau),
+                                              reps=n_resamples, confidence_interval_size=level,
+                                              random_state=np.random.RandomState(seed))
 
 
 def reduce_tasks(values: Mapping[int, float], reduce: str, higher_is_better: bool) -> float:
@@ -108,8 +181,6 @@ ALPHA = 0.05  # the level at which a comparison's verdict calls a difference sig
 def _p(test, *args, **kwargs) -> float:
     """A scipy test's p-value; its precision warning on nearly equal values (a side with no variance,
     whose p the test still defines) is not printed to the user."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(test(*args, **kwargs).pvalue)
@@ -167,19 +238,15 @@ def unpaired_comparison(x: Iterable[float], y: Iterable[float]) -> dict:
 
 
 def probability_of_improvement(x: Iterable[float], y: Iterable[float], higher_is_better: bool = True) -> float:
-    """P(X > Y): the probability that a run of x beats a run of y, ties counting 1/2, i.e. the
-    Mann-Whitney U of x against y over n_x·n_y (Agarwal et al. 2021, rliable's
-    ``metrics.probability_of_improvement`` on a runs × 1 score matrix: runs are seeds, the one "task" is
-    one score such as final). rliable is not a dependency (rliable 1.2's library needs arch < 8, and
-    arch 7 does not import beside pandas 3), so this is its formula, with scipy. ``higher_is_better``
-    False compares −x with −y. 0.5 when x and y are equal; NaN when either is empty."""
-    from scipy import stats
+    """P(X > Y) (Agarwal et al. 2021): rliable.metrics.probability_of_improvement on (seeds × 1)
+    score matrices, i.e. the probability that a run of x beats a run of y, ties counting 1/2 (Mann-Whitney
+    U over n_x·n_y; 0.5 when x and y are equal). ``higher_is_better`` False compares −x with −y. NaN when
+    either is empty or holds a NaN."""
+    from rliable import metrics
 
-    a, b = _array(x), _array(y)
+    a, b = score_matrix(x), score_matrix(y)
     if not a.size or not b.size or np.isnan(a).any() or np.isnan(b).any():
         return math.nan
     if not higher_is_better:
         a, b = -a, -b
-    if a.size == b.size and np.array_equal(a, b):
-        return 0.5
-    return float(stats.mannwhitneyu(a, b, alternative="greater").statistic / (a.size * b.size))
+    return float(metrics.probability_of_improvement(a, b))

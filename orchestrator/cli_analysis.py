@@ -39,7 +39,9 @@ FORMATS = click.Choice(["csv", "md", "latex", "html"])
 @click.option("--metric", required=True, help="e.g. fd, gen_acc, accuracy")
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None, help="override the metric's direction")
 @click.option("--config", "configs", multiple=True, help="show this configuration for its method (default: the best)")
-@click.option("--stats", default="", help="extra columns, comma-separated: sd, ci (95%% t-interval), bootstrap, iqm")
+@click.option("--stats", default="", help="extra columns, comma-separated: sd, ci (95%% t-interval), bootstrap "
+              "(rliable's 95%% bootstrap CI of the mean), iqm (rliable's IQM and its 95%% stratified-bootstrap CI), "
+              "poi (rliable's P(row beats column))")
 @click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False))
 def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, configs, stats, fmt, out) -> None:
@@ -56,7 +58,7 @@ def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, config
         result = method_table(source, metric, higher, tuple(configs), wanted)
     except InputError as e:
         fail(e)
-    emit(render_table(result, fmt, higher), out)
+    emit(render_table(result, fmt, higher, stats_table=bool(wanted)), out)
 
 
 @click.command()
@@ -126,29 +128,43 @@ def reconvergence(sweep_name, records_file, runs_dir, tracking_uri, metric, mode
 @source_options
 @click.option("--metric", required=True)
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None)
-@click.option("--task", default=1, show_default=True, type=int)
+@click.option("--kind", type=click.Choice(["curves", "profile"]), default="curves", show_default=True,
+              help="curves: task J over steps and the R[k, j] heat maps; profile: rliable's performance "
+              "profiles of --score over the seeds of each method's configuration")
+@click.option("--task", default=1, show_default=True, type=int, help="curves: the task J")
+@click.option("--score", type=click.Choice(["final", "forgetting", "bwt", "aaa"]), default="final",
+              show_default=True, help="profile: the per-seed score")
 @click.option("--config", "configs", multiple=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="FILE.png or FILE.svg")
-def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, task, configs, out) -> None:
-    """Task J's metric over steps per method (seed mean ± SE, task transitions dashed; 000 Figure 2), and
-    the R[k, j] heat map per method next to it (FILE_heatmap.png)."""
-    from analysis.plots import result_heatmaps, save, task_curves
-    from analysis.report import metric_direction, selected_records
+def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, kind, task, score, configs, out) -> None:
+    """curves (default): task J's metric over steps per method (seed mean ± SE, task transitions dashed;
+    000 Figure 2), and the R[k, j] heat map per method next to it (FILE_heatmap.png). profile: rliable's
+    performance profiles of a score (fraction of seeds above τ, 95% stratified-bootstrap bands)."""
+    from analysis.plots import performance_profiles, result_heatmaps, save, task_curves
+    from analysis.report import metric_direction, profile_scores, score_directions, selected_records
 
     path = Path(out)
     try:
         if path.suffix.lower() not in (".png", ".svg"):
             raise InputError(f"--out: '{out}' is not allowed; allowed: a .png or .svg file")
         source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
-        records = selected_records(source, metric, metric_direction(source, metric, mode), tuple(configs))
-        curves, heatmap = task_curves(records, metric, task=task), result_heatmaps(records, metric)
+        higher = metric_direction(source, metric, mode)
+        if kind == "profile":
+            scores, left_out = profile_scores(source, metric, higher, score, tuple(configs))
+            figures = {path: performance_profiles(scores, f"{score} {metric}", score_directions(higher)[score])}
+        else:
+            records = selected_records(source, metric, higher, tuple(configs))
+            left_out = []
+            figures = {path: task_curves(records, metric, task=task),
+                       path.with_name(f"{path.stem}_heatmap{path.suffix}"): result_heatmaps(records, metric)}
     except InputError as e:
         fail(e)
     path.parent.mkdir(parents=True, exist_ok=True)
-    heat_path = path.with_name(f"{path.stem}_heatmap{path.suffix}")
-    save(curves, path)
-    save(heatmap, heat_path)
-    click.echo(f"written to {path} and {heat_path}")
+    for target, figure in figures.items():
+        save(figure, target)
+    click.echo(f"written to {' and '.join(map(str, figures))}")
+    if left_out:
+        click.echo(f"not in the profile (no complete configuration): {', '.join(left_out)}")
 
 
 @click.command()
