@@ -17,7 +17,7 @@ from orchestrator.preflight import (check_name, check_resources, check_seed_reso
 from orchestrator.ray_processes import check_not_running
 from orchestrator.spaces import Space, SpaceError, load
 from orchestrator.sweep_dir import SweepDir, write_atomic
-from orchestrator.tracking import Tracker
+from orchestrator.tracking import Tracker, runs_view
 from orchestrator.tuner import Resources
 
 
@@ -87,7 +87,8 @@ def start(space: Space, sweep: SweepDir, options: SweepOptions) -> dict:
         tracking_uri = options.tracking_uri or sweep.default_tracking_uri()
         tracker = Tracker(tracking_uri, sweep.name, sweep.artifacts)
         storage.remember(options.optuna_storage)
-        parent = tracker.start_sweep(parent_params(space, commit), [sweep.space_yaml, sweep.versions_json])
+        view = runs_view(space.objective.metric, space.objective.mode == "max")
+        parent = tracker.start_sweep(parent_params(space, commit), [sweep.space_yaml, sweep.versions_json], view)
         state = {**asdict(options), "name": sweep.name, "tracking_uri": storage.mask(tracking_uri),
                  "optuna_storage": storage.mask(options.optuna_storage), "parent_run_id": parent}
         sweep.write_state(state)

@@ -10,6 +10,7 @@ seed: step-indexed curves ``<metric>/task<j>`` of every evaluated task (training
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -23,6 +24,20 @@ from core.stats import mean_se
 from orchestrator.storage import mlflow_uri, remember
 
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow's UI reads a shared view of the runs table from the experiment tag "mlflow.sharedViewState.<key>"
+# when its address carries "?viewStateShareKey=<key>" (MLflow >= 2.10; the column choice otherwise lives
+# in the browser's local storage only).
+VIEW_KEY = "clsweep"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def runs_view(metric: str, higher: bool) -> str:
+    """The runs table a sweep opens on: its configuration runs, best first by the objective metric's final
+    average, with the final and forgetting means and their standard errors as columns."""
+    columns = [f"metrics.`{name}_{metric}{se}`" for name in ("final", "forgetting") for se in ("", "_se")]
+    return json.dumps({"searchFilter": "tags.level = 'configuration'", "orderByKey": columns[0],
+                       "orderByAsc": not higher, "selectedColumns": ["tags.`method`", *columns],
+                       "runsHiddenMode": "SHOW_ALL"})
 
 
 def _now_ms() -> int:
@@ -59,7 +74,10 @@ class Tracker:
         return self.client.create_experiment(self.sweep, artifact_location=location,
                                              tags={"mlflow.experimentKind": "custom_model_development"})
 
-    def start_sweep(self, params: dict[str, Any], artifacts: list[Path]) -> str:
+    def start_sweep(self, params: dict[str, Any], artifacts: list[Path], view: str | None = None) -> str:
+        """The sweep's parent run; ``view`` (``runs_view``) is what the UI's address opens on."""
+        if view is not None:
+            self.client.set_experiment_tag(self.experiment_id(), VIEW_TAG, view)
         run = self.client.create_run(self.experiment_id(), run_name=f"sweep {self.sweep}",
                                      tags={"level": "sweep", "sweep": self.sweep})
         self.log(run.info.run_id, params=params)

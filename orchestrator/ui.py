@@ -32,7 +32,7 @@ def serve(name: str | None, runs_dir: str, port: int, say: Callable[[str], None]
         say(f"sweep {sweep.name} logs to {mask(uri)}; open that server's UI")
         return 0
     shown = f"[{host}]" if ":" in host else host
-    address = f"http://{shown}:{port}/#/experiments/{experiment_id(uri, sweep.name)}/runs"
+    address = f"http://{shown}:{port}/#/experiments/{runs_address(uri, sweep.name)}"
     say(f"MLflow UI for sweep {sweep.name}: {address}  (Ctrl+C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     # MLflow's telemetry stays off unless the user turned it on
@@ -49,14 +49,18 @@ def serve(name: str | None, runs_dir: str, port: int, say: Callable[[str], None]
         signal.signal(signal.SIGTERM, previous)
 
 
-def experiment_id(uri: str, name: str) -> str:
-    """The id of the sweep's experiment in its store (read only), so the address opens on its runs."""
+def runs_address(uri: str, name: str) -> str:
+    """``<experiment id>/runs`` of the sweep's experiment in its store (read only), with the sweep's view
+    of the configuration runs (``tracking.runs_view``) where the sweep saved one."""
     from mlflow.tracking import MlflowClient
+
+    from orchestrator.tracking import VIEW_KEY, VIEW_TAG
 
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
     if experiment is None:
         raise InputError(f"--name: sweep {name} has no experiment in its store {mask(uri)} (it never started)")
-    return experiment.experiment_id
+    view = f"?viewStateShareKey={VIEW_KEY}" if VIEW_TAG in experiment.tags else ""
+    return f"{experiment.experiment_id}/runs{view}"
 
 
 def wait_until_up(url: str, server: subprocess.Popen, timeout: float = 60) -> bool:

@@ -105,7 +105,7 @@ def test_ui_binds_127_0_0_1_unless_host_is_given(tmp_path, monkeypatch):
             return 0
 
     monkeypatch.setattr(ui.subprocess, "Popen", Server)
-    monkeypatch.setattr(ui, "experiment_id", lambda uri, name: "7")
+    monkeypatch.setattr(ui, "runs_address", lambda uri, name: "7/runs")
     out = CliRunner().invoke(main, ["ui", "--name", "local", "--runs-dir", str(tmp_path), "--port", "5009"])
     assert out.exit_code == 0 and "http://127.0.0.1:5009/#/experiments/7/runs" in out.output
     assert calls[-1][calls[-1].index("--host") + 1] == "127.0.0.1"
