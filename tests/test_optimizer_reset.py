@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from toy import ToyConfig, ToyRegression
-from trainables.build import make_run, method_params
+from trainables.build import make_benchmark, make_run, method_params
 from trainables.methods import METHODS
 from trainables.params import ParamError, smoke_values
 
 FAMILY = {"finetune", "ewc", "replay", "trust_region"}
+# 004's LoRA family and full fine-tuning: a new adapter and head block per task, so always a fresh AdamW
+FRESH_PER_TASK = {"perturb_merge", "lora_merge", "lora_seq", "model_avg", "full_ft"}
 
 
 def allowed(method: str, name: str) -> tuple | None:
@@ -22,7 +24,8 @@ def allowed(method: str, name: str) -> tuple | None:
 
 def test_defaults_true_for_the_trust_region_family_only():
     defaults = {name: cls.Params().reset_optimizer for name, cls in METHODS.items()}
-    assert {name for name, on in defaults.items() if on} == FAMILY
+    assert {name for name, on in defaults.items() if on} == FAMILY | FRESH_PER_TASK
+    assert all(allowed(name, "reset_optimizer") == (True,) for name in FRESH_PER_TASK)
 
 
 def test_reset_optimizer_is_listed_for_every_method():
@@ -34,14 +37,30 @@ def test_reset_optimizer_is_listed_for_every_method():
         assert any(line.strip().startswith("reset_optimizer = ") for line in lines[start:end]), lines[start]
 
 
+class Trained:
+    """A method instance after three updates on task 1, outside any loop (003's step-grid protocol builds
+    one instance per S)."""
+
+    def __init__(self, bench, method: str, params) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.method = METHODS[method](params, bench.make_model(), bench, generator)
+        self.method.begin_task(bench.tasks[0])
+        for _, batch in zip(range(3), bench.train_batches(bench.tasks[0], generator)):
+            self.method.update(batch)
+
+
 def trained_on_task_1(method: str, **extra):
-    bench = ToyRegression(ToyConfig(steps_per_task=3, eval_every=3, num_tasks=2))
+    toy = ToyRegression(ToyConfig(steps_per_task=3, eval_every=3, num_tasks=2))
     values = {**smoke_values(METHODS[method].Params), **extra}
     if "adam" in (allowed(method, "optimizer") or ()):
         values["optimizer"] = "adam"
-    run = make_run(bench, method, method_params(method, values), seed=0)
-    run.run_task(1)
-    return run, bench
+    params = method_params(method, values)
+    if METHODS[method].requires <= toy.capabilities:
+        run = make_run(toy, method, params, seed=0)
+        run.run_task(1)
+        return run, toy
+    bench = make_benchmark("nf_faces", {"preset": "tiny", "steps_per_task": 3})  # neural-field methods (003)
+    return Trained(bench, method, params), bench
 
 
 RESETTABLE = sorted(m for m in METHODS if allowed(m, "reset_optimizer") is None)

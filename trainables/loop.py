@@ -182,7 +182,7 @@ class ContinualRun:
     def _evaluate(self, k: int, evaluation: Evaluation) -> list[Record]:
         records = []
         for task in self._tasks(k, evaluation):
-            model = self.method.eval_model(task)
+            model = self.bench.eval_view(self.method.eval_model(task), k)
             evaluate = self.bench.evaluate_dense if evaluation.dense else self.bench.evaluate
             for name, value in evaluate(model, task, evaluation.metrics).items():
                 if not math.isfinite(value):  # e.g. a NaN fd from NaN samples: the model has diverged

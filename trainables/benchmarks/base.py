@@ -19,6 +19,13 @@ CAPABILITIES = {
     "distillation": "distill_loss(student, teacher, batch): per-sample loss onto a frozen model",
     "timesteps": "loss(..., t_range): a diffusion loss restricted to a timestep range",
     "linear_head": "make_model() ends in one nn.Linear layer (a network body plus a linear head)",
+    "neural_field": "make_field(width): a coordinate network over the stream's signals of that width; "
+                    "config.module_width: a parameter-matched module of a modular method (003)",
+    "meta_episodes": "meta_episode(generator, n): n held-apart meta-training signals, each region's (context, "
+                     "query) batches, for episodic meta-training (003)",
+    "lora_vit": "make_model() is a transformers ViT: attention projections named in lora_targets (key, value) "
+                "for LoRA, one nn.Linear head head_name over all classes (a task's rows: its classes), and "
+                "train_size(task) counts a task's training samples",
 }
 
 
@@ -103,6 +110,10 @@ class Benchmark:
     metrics: ClassVar[dict[str, MetricSpec]] = {}
     capabilities: ClassVar[frozenset[str]] = frozenset()
     results_note: ClassVar[str] = ""  # a caveat printed under every results table of this benchmark
+    # how the loop runs the stream: "continual" (trainables.loop.ContinualRun: one model through the tasks)
+    # or "step_grid" (trainables.step_grid.StepGridRun: (meta-)initialise once, then the stream from that
+    # initialisation for every S = 1, 2, 4, ..., steps_per_task steps per task; 003's protocol)
+    protocol: ClassVar[str] = "continual"
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,6 +184,11 @@ class Benchmark:
     def evaluate(self, model: nn.Module, task: Task, metrics: Collection[str]) -> dict[str, float]:
         """The named metrics of ``model`` on the held-out data of ``task``; deterministic."""
         raise NotImplementedError
+
+    def eval_view(self, model: nn.Module, seen: int) -> nn.Module:
+        """The model as evaluated once tasks 1..seen have been trained; by default itself. A
+        class-incremental benchmark returns a view answering only over the seen tasks' classes."""
+        return model
 
     def evaluate_dense(self, model: nn.Module, task: Task, metrics: Collection[str]) -> dict[str, float]:
         """``evaluate`` at a dense-grid-only step; a benchmark whose expensive metric has a cheaper dense

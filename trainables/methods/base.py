@@ -98,6 +98,14 @@ class Method:
         returns named scalars (at least ``loss``) the loop checks for divergence and records."""
         raise NotImplementedError
 
+    def meta_update(self, episode: list) -> dict[str, float]:
+        """One outer step of episodic meta-training (003's protocol, ``trainables.step_grid``): ``episode`` is
+        the benchmark's ``meta_episode`` (per region, a (context, query) batch of several meta-training
+        signals). A method that meta-learns its initialisation overrides it; the protocol then calls it
+        ``meta_steps`` times before the stream, on the model the stream starts from. Returns named scalars
+        (at least ``loss``). Methods that do not override it start from the benchmark's initialisation."""
+        raise NotImplementedError
+
     def end_task(self, task: Task) -> dict[str, float]:
         """Called after the last update on ``task``, before its end-of-task evaluation; returns
         diagnostics the loop records."""

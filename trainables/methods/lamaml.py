@@ -64,7 +64,7 @@ class LaMAMLParams(OnlineParams, MemoryKnobs):
     reset_optimizer: bool = knob(False, "θ and α are stepped by plain SGD in place: no optimizer state to "
                                  "reset (α is kept)", choices=(False,))
     alpha_lr: float = knob(0.15, "η: SGD learning rate of α (002 Table II: 0.15 MNIST perm., 0.1 many perm., "
-                           "0.3 CIFAR-100 / miniImageNet)", low=0)
+                           "0.3 CIFAR-100 / miniImageNet)", low=0, smoke=1e-3)
     replay_batch: int = knob(10, "memory samples added to the batch in the meta-loss (authors' scripts: 10)",
                              low=0, smoke=2)
     second_order: bool = knob(False, "differentiate through the inner gradients (default: first-order in θ, "

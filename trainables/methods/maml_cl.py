@@ -23,6 +23,10 @@ Choices the paper leaves open, for a stream:
 - the memory is filled after each update with the whole batch (reservoir sampling); the draws happen
   before the inner steps. Diffusion attention runs in its plain (double-differentiable) form in
   second-order mode.
+- episodic meta-training (003's protocol, ``meta_update``, on benchmarks with ``meta_episodes``): Eq. 1 over
+  meta-training signals, ``trainables.meta_fields.sequential_meta_loss`` (θ adapted region after region
+  by ``inner_steps`` SGD steps on each region's context, the meta-loss the mean of each region's query loss
+  right after its adaptation), an outer step of the outer optimizer; at test time ``update`` as above.
 - ``reset_optimizer`` false by default (003 is silent; one outer optimizer for the stream, as the
   earlier behaviour); when true only the outer optimizer is replaced, the inner steps being stateless SGD.
 """
@@ -100,6 +104,17 @@ class MAMLCL(WithQueryMemory):
             meta = self.bench.loss(with_params(self.model, adapted), target, self.generator).mean()
             grads = torch.autograd.grad(meta, list(params.values()))
         return list(grads), {"loss": meta.item(), "support_loss": support_loss}
+
+    def meta_update(self, episode):
+        """003 Eq. 1 over an episode of meta-training signals (``trainables.meta_fields``)."""
+        from trainables.meta_fields import expanded, functional, sequential_meta_loss, step_tied
+
+        p = self.params
+        theta = expanded(self.model, episode[0][0]["y"].shape[1])
+        meta, support = sequential_meta_loss(functional(self.bench, self.model), theta, episode, p.inner_steps,
+                                             p.inner_lr, not p.first_order)
+        step_tied(self.model, self.optimizer, meta)
+        return {"loss": meta.item(), "support_loss": support}
 
     def update(self, batch):
         support, target = self.split(batch)

@@ -20,6 +20,11 @@ inner rate 0.03 (the protocol's SGD rate). The memory is filled with the whole b
 ``reset_optimizer`` is false by default: neither OML's paper nor 002's online protocol restarts an optimizer
 at task boundaries, and the protocol's plain SGD holds no state; when true only the outer one is replaced.
 
+Episodic meta-training (003's protocol, ``meta_update``, on benchmarks with ``meta_episodes``): as
+`maml_cl`'s (003 Eq. 1 through the region sequence) with only the head adapted in the inner loop, by
+``inner_steps`` = 1 SGD step per region on its whole context (not per sample: 003's regions are hundreds of
+coordinates); representation and head initialisation take the outer step.
+
 Models without a Linear head are rejected: the diffusion UNet ends in a convolution (``conv_out``), so
 ``check`` refuses diffusion benchmarks and the constructor raises for any other such model.
 """
@@ -83,6 +88,16 @@ class OML(WithQueryMemory):
                 adapted[k] = adapted[k] - self.params.inner_lr * g
             total += loss.item()
         return adapted, total / max(1, size(support))
+
+    def meta_update(self, episode):
+        """003 Eq. 1 over an episode of meta-training signals, only the head adapting (``trainables.meta_fields``)."""
+        from trainables.meta_fields import expanded, functional, sequential_meta_loss, step_tied
+
+        theta = expanded(self.model, episode[0][0]["y"].shape[1])
+        meta, support = sequential_meta_loss(functional(self.bench, self.model), theta, episode, 1,
+                                             self.params.inner_lr, not self.params.first_order, self.head)
+        step_tied(self.model, self.optimizer, meta)
+        return {"loss": meta.item(), "support_loss": support}
 
     def update(self, batch):
         support, target = self.split(batch)
