@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import InputError
 from trainables import metaworld_tasks as mw
 from trainables.benchmarks.continual_world import ContinualWorld, window_index
 from trainables.policy_unet import ConditionalUnet1D
@@ -171,3 +172,33 @@ def test_a_briefly_trained_policy_beats_a_random_one():
         opt.step()
     trained = bench.evaluate(model, task, ["success"])["success"]
     assert trained >= randomly.success.mean() + 0.3, (trained, randomly.success.mean())
+
+
+LAPTOP_TASKS = ["faucet-close-v3", "handle-press-side-v3", "window-close-v3"]
+
+
+def test_cw_laptop_streams_its_three_tasks_and_cw_mini_keeps_the_first_three_of_cw10():
+    laptop = make_benchmark("continual_world", {"preset": "cw_laptop"})
+    assert [t.name for t in laptop.tasks] == LAPTOP_TASKS
+    assert [t.index for t in laptop.tasks] == [1, 2, 3]
+    mini = make_benchmark("continual_world", {"preset": "cw_mini"})
+    assert [t.name for t in mini.tasks] == ["hammer-v3", "push-wall-v3", "faucet-close-v3"]
+    # num_tasks takes the first tasks of the stream, whichever stream it is
+    first = make_benchmark("continual_world", {"preset": "cw_laptop", "num_tasks": 1})
+    assert [t.name for t in first.tasks] == LAPTOP_TASKS[:1]
+    reordered = make_benchmark("continual_world", {"tasks": ["peg-unplug-side-v3", "hammer-v3"], "num_tasks": 2})
+    assert [t.name for t in reordered.tasks] == ["peg-unplug-side-v3", "hammer-v3"]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"tasks": ["faucet-close"]}, "benchmark.tasks: 'faucet-close' is not allowed; allowed: a list of distinct "
+                                  "CW10 tasks (hammer-v3, push-wall-v3, faucet-close-v3, push-back-v3, stick-pull-v3, "
+                                  "handle-press-side-v3, push-v3, shelf-place-v3, window-close-v3, peg-unplug-side-v3)"),
+    ({"tasks": ["hammer-v3", "hammer-v3"], "num_tasks": 2}, "benchmark.tasks: 'hammer-v3' appears twice"),
+    ({"tasks": ["hammer-v3", "push-v3"], "num_tasks": 3}, "benchmark.num_tasks: 3 is not allowed; allowed: at most "
+                                                          "the 2 tasks of benchmark.tasks"),
+])
+def test_an_unknown_or_repeated_task_is_bad_input_naming_the_allowed_values(values, message):
+    with pytest.raises(InputError) as info:
+        benchmark_config("continual_world", {"preset": "cw_mini", **values})
+    assert str(info.value).startswith(message)

@@ -36,6 +36,25 @@ POSITION_SLOTS = (0, 4, 11, 18, 22, 29, 36)
 HAND_LOW, HAND_HIGH = np.array([-0.5, 0.4, 0.05]), np.array([0.5, 1.0, 0.5])  # Meta-World's hand workspace
 
 
+def task_stream(tasks: list | None, num_tasks: int) -> tuple[str, ...]:
+    """The first ``num_tasks`` of ``tasks`` (CW10 names in the order they are learned; None: CW10's order).
+    Raises ValueError naming the setting and its allowed values when a name is not a CW10 task, a name
+    repeats, or there are fewer than ``num_tasks``."""
+    if tasks is None:
+        tasks = list(CW10)
+    unknown = [t for t in tasks if t not in CW10]
+    if unknown or not tasks:
+        raise ValueError(f"benchmark.tasks: {repr(unknown[0]) if unknown else '[]'} is not allowed; allowed: "
+                         f"a list of distinct CW10 tasks ({', '.join(CW10)})")
+    if len(set(tasks)) < len(tasks):
+        repeated = next(t for t in tasks if tasks.count(t) > 1)
+        raise ValueError(f"benchmark.tasks: {repeated!r} appears twice; allowed: a list of distinct CW10 tasks")
+    if num_tasks > len(tasks):
+        raise ValueError(f"benchmark.num_tasks: {num_tasks} is not allowed; allowed: at most the {len(tasks)} "
+                         "tasks of benchmark.tasks")
+    return tuple(tasks[:num_tasks])
+
+
 def normalize_observations(obs: np.ndarray) -> np.ndarray:
     """Positions mapped by the fixed hand workspace [HAND_LOW, HAND_HIGH] -> [-1, 1]; the gripper opening and
     the quaternions are already within [-1, 1]. The same map for every task, so it never shifts under a

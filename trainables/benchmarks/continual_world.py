@@ -1,7 +1,9 @@
 """Continual-World CW10 with a diffusion policy (000 §4.2, C.2): `continual_world`.
 
-Tasks: the first ``num_tasks`` of hammer, push-wall, faucet-close, push-back, stick-pull, handle-press-side,
-push, shelf-place, window-close, peg-unplug-side, from the ``metaworld`` package 3.1.1. Its tasks are
+Tasks: the first ``num_tasks`` of ``tasks``, by default CW10 in its order: hammer, push-wall, faucet-close,
+push-back, stick-pull, handle-press-side, push, shelf-place, window-close, peg-unplug-side, from the
+``metaworld`` package 3.1.1 (presets and their tasks: trainables/benchmarks/continual_world_presets.py;
+``cw_laptop``: faucet-close, handle-press-side, window-close, which its small policy learns). Its tasks are
 ``-v3``; the paper used ``-v1``, so success rates are comparable between runs of this benchmark, not with
 the paper's numbers. Observations 39-D; their positions are mapped to [-1, 1] by
 Meta-World's fixed hand workspace (``normalize_obs``; one map for all tasks, as a normaliser fitted per task
@@ -52,6 +54,7 @@ from trainables import ddpm
 from trainables import metaworld_tasks as mw
 from trainables.batch import Batch
 from trainables.benchmarks.base import Benchmark, MetricSpec, Protocol, Task, cache_dir, check_levels
+from trainables.benchmarks.continual_world_presets import PRESETS
 from trainables.params import knob
 from trainables.benchmarks.demo_windows import TaskData, window_index
 from trainables.policy_unet import ConditionalUnet1D
@@ -65,7 +68,9 @@ class ContinualWorldConfig(Protocol):
     batch_size: int = knob(128, "samples of the current task per batch (paper: 256)", low=1)
     eval_every: int = knob(1000, "evaluate every seen task every this many steps", low=1)
     dense_until: int = knob(64, "also evaluate denoise_loss 1, 2, 4, ... steps into each task up to here", low=0)
-    num_tasks: int = knob(10, "the first this many CW10 tasks", low=1, high=10)
+    num_tasks: int = knob(10, "learn the first this many tasks of `tasks`", low=1, high=10)
+    tasks: list | None = knob(None, "the task stream: distinct CW10 names (e.g. [faucet-close-v3, "
+                              "window-close-v3]) in the order they are learned (default: CW10's order)")
     demos_per_task: int = knob(200, "scripted-expert episodes generated per task (paper: 2,500)", low=1)
     successful_demos_only: bool = knob(True, "train only on the expert episodes that succeeded")
     demo_seed: int = knob(0, "seed of the demonstration episodes (goal variants and resets)")
@@ -106,28 +111,11 @@ class ContinualWorld(Benchmark):
     capabilities = frozenset({"generative_replay", "distillation", "timesteps"})
     results_note = ("CW10 tasks of Meta-World 3.1.1 -v3; the paper (000) used -v1, so compare success rates "
                     "with runs of this benchmark, not with the paper's numbers.")
-    presets = {
-        # The first 3 CW10 tasks at laptop scale: one method and seed in a few minutes on 2 CPU cores.
-        "cw_mini": {"num_tasks": 3, "demos_per_task": 30, "steps_per_task": 400, "batch_size": 128,
-                    "eval_every": 200, "dense_until": 64, "channels": [32, 64, 128], "time_dim": 64,
-                    "ddim_steps": 8, "replay_ddim_steps": 8, "eval_rollouts": 10, "heldout_demos": 5},
-        # All 10 tasks, laptop-sized network.
-        "cw10": {},
-        # 000 Table 4 and C.2.1: 83.27M parameters; needs a GPU.
-        "cw10_paper": {"demos_per_task": 2500, "steps_per_task": 50_000, "batch_size": 256, "eval_every": 50_000,
-                       "dense_until": 1024, "channels": [256, 512, 1024], "time_dim": 512,
-                       "attention_levels": [1, 2], "ddim_steps": 50, "replay_ddim_steps": 50,
-                       "eval_rollouts": 100, "demo_workers": 8},
-        # For tests: seconds per run.
-        "tiny": {"num_tasks": 2, "demos_per_task": 3, "steps_per_task": 4, "batch_size": 8, "eval_every": 2,
-                 "dense_until": 1, "channels": [16, 32], "time_dim": 16, "ddim_steps": 2, "replay_ddim_steps": 2,
-                 "eval_rollouts": 2, "heldout_demos": 1, "max_episode_steps": 20, "demo_workers": 1,
-                 "successful_demos_only": False},
-    }
+    presets = PRESETS
 
     def __init__(self, config: ContinualWorldConfig, device: torch.device | str = "cpu") -> None:
         super().__init__(config, device)
-        self.tasks = [Task(k + 1, name) for k, name in enumerate(mw.CW10[:config.num_tasks])]
+        self.tasks = [Task(k + 1, name) for k, name in enumerate(mw.task_stream(config.tasks, config.num_tasks))]
         self.scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
                                        beta_schedule=config.beta_schedule, clip_sample=True)
         self._alphas = self.scheduler.alphas_cumprod.to(self.device)
@@ -139,6 +127,7 @@ class ContinualWorld(Benchmark):
     @classmethod
     def check(cls, config: ContinualWorldConfig) -> None:
         super().check(config)
+        mw.task_stream(config.tasks, config.num_tasks)
         ch, levels = config.channels, config.attention_levels
         check_levels(ch, levels)
         if any(c % config.norm_groups for c in ch):
@@ -169,7 +158,7 @@ class ContinualWorld(Benchmark):
     @classmethod
     def prepare(cls, config: ContinualWorldConfig) -> None:
         """Generate and cache every task's demonstrations (once, before trials start)."""
-        tasks = mw.CW10[:config.num_tasks]
+        tasks = mw.task_stream(config.tasks, config.num_tasks)
         requests = [(t, config.demos_per_task, config.demo_seed) for t in tasks]
         requests += [(t, config.heldout_demos, config.eval_seed) for t in tasks]
         mw.ensure_demonstrations(requests, cache_dir(config), config.demo_workers)
