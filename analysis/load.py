@@ -22,6 +22,8 @@ from core.errors import InputError
 from core.urls import mask
 from core.records import read, read_csv, validate
 
+OBJECTIVE_KEYS = ("metric", "reduce", "mode", "score", "seeds", "k")  # parent-run params objective[2]_<key>
+
 
 @dataclass
 class Source:
@@ -36,6 +38,11 @@ class Source:
     directions: dict[str, bool] = field(default_factory=dict)  # metric -> higher is better (sweep metadata)
     tracking_uri: str = ""
     parent_run_id: str = ""
+    objectives: list[dict] = field(default_factory=list)  # every objective (two: a Pareto front)
+    confirm_seeds: list[int] = field(default_factory=list)  # budget.confirm's seeds, when the sweep has them
+    search_num_tasks: int | None = None  # the stream's length a search trial trained (protocol first_tasks)
+    protocol: str = ""  # the sweep's tuning protocol (full_stream, first_tasks: k, held_out_stream: {...})
+    note: str = ""  # which seeds selected and which report the numbers (analysis.stages), for titles
 
 
 def from_file(path: str) -> Source:
@@ -85,9 +92,14 @@ def from_sweep(name: str, tracking_uri: str, record_files: Iterable[str | Path] 
               f"per-configuration record files in {where}", file=sys.stderr)
         records = validate(pd.concat([read_csv(f) for f in local], ignore_index=True))
     configs = client.search_runs([exp.experiment_id], "tags.level = 'configuration'", max_results=10_000)
+    objectives = [{k: params[f"{p}_{k}"] for k in OBJECTIVE_KEYS if f"{p}_{k}" in params}
+                  for p in ("objective", "objective2") if f"{p}_metric" in params]
     return Source(
         records=records, name=name,
-        objective={k: params[f"objective_{k}"] for k in ("metric", "reduce", "mode") if f"objective_{k}" in params},
+        objective=objectives[0] if objectives else {}, objectives=objectives,
+        confirm_seeds=[int(s) for s in params.get("confirm_seeds", "").split(",") if s],
+        search_num_tasks=int(params["search_num_tasks"]) if "search_num_tasks" in params else None,
+        protocol=params.get("protocol", ""),
         seeds=[int(s) for s in params.get("seeds", "").split(",") if s],
         num_tasks=int(params["num_tasks"]) if "num_tasks" in params else None,
         configs={r.data.tags.get("config_id", ""): {"method": r.data.tags.get("method", ""),

@@ -193,3 +193,66 @@ def save(fig: Figure, path: str | Path) -> None:
     if suffix not in FORMATS:
         raise InputError(f"save: {str(path)!r} must end in .png or .svg, got {suffix or 'no suffix'!r}")
     fig.savefig(path, format=suffix[1:])
+
+
+def step_grid_plot(records: pd.DataFrame, metric: str, num_tasks: int | None = None,
+                   path: str | Path | None = None) -> Figure:
+    """003 Figure 2: the whole signal's ``metric`` after all tasks against the test-time steps S per task
+    (log2 axis), one line per configuration (seed mean, ± SE band; core.stats.mean_se), for records of
+    the S-grid protocol (analysis.table.is_step_grid). Saves to ``path`` when given."""
+    curves = table.step_grid_curves(records, metric, num_tasks)
+    if curves.empty:
+        raise InputError(f"step_grid_plot: no {metric}_signal after the last task in the records")
+    fig = _figure((6.4, 4.0))
+    ax = fig.add_subplot()
+    labels = dict(_configs(records, metric))
+    by_config = {str(cfg["config_id"].iloc[0]) + "\0" + str(cfg["method"].iloc[0]): label
+                 for label, cfg in labels.items()}
+    for (method, config_id), cfg in curves.groupby(["method", "config_id"], sort=True):
+        label = by_config.get(f"{config_id}\0{method}", str(method))
+        curve = _seed_stats(cfg, label)
+        steps = curve.index.to_numpy(float)
+        mean, se = curve["mean"].to_numpy(), curve["se"].to_numpy()
+        (line,) = ax.plot(steps, mean, marker="o", markersize=3, label=label)
+        if (curve["n"] > 1).any():
+            band = ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.25, linewidth=0)
+            band.set_gid(f"band:{label}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("test-time steps S per task")
+    ax.set_ylabel(f"{metric} of the whole signal after all tasks")
+    ax.set_title("Seed mean ± SE over the S grid (003 Figure 2)")
+    ax.legend(fontsize=8)
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def pareto_front(table: pd.DataFrame, title: str = "", path: str | Path | None = None) -> Figure:
+    # ``title``: a second title line (e.g. which seeds selected and which report, analysis.stages)
+    """The Pareto front (analysis.pareto.pareto_table): every complete configuration at (objective 1,
+    objective 2) seed means with ± SE error bars in both directions, one colour per method; the front's
+    members filled and joined by a dashed line in the order of the first objective, the others hollow.
+    Axis labels say which way is better. Saves to ``path`` when given."""
+    labels, higher = table.attrs["labels"], table.attrs["higher"]
+    done = table[table["rank"] > 0]
+    if done.empty or len(labels) != 2:
+        raise InputError("pareto_front: no complete configuration with two objectives to draw")
+    x, y = labels
+    fig = _figure((6.4, 4.6))
+    ax = fig.add_subplot()
+    colours = {m: f"C{i}" for i, m in enumerate(sorted(done["method"].unique()))}
+    for method, rows in done.groupby("method", sort=True):
+        for front, part in rows.groupby("front"):
+            ax.errorbar(part[x], part[y], xerr=part[f"{x}_se"].fillna(0), yerr=part[f"{y}_se"].fillna(0),
+                        fmt="o", color=colours[method], mfc=colours[method] if front else "white", capsize=3,
+                        label=f"{method}{'' if front else ' (dominated)'}", gid=f"{'front' if front else 'other'}:{method}")
+    front = done[done["front"]].sort_values(x)
+    ax.plot(front[x], front[y], "--", color="0.4", linewidth=1, gid="front")
+    ax.set_xlabel(f"{x} ({'higher' if higher[0] else 'lower'} is better)")
+    ax.set_ylabel(f"{y} ({'higher' if higher[1] else 'lower'} is better)")
+    ax.set_title("Pareto front: seed mean ± SE; filled: non-dominated" + (f"\n{title}" if title else ""),
+                 fontsize="medium")
+    ax.legend(fontsize=8)
+    if path is not None:
+        save(fig, path)
+    return fig

@@ -14,7 +14,7 @@ from analysis.directions import higher_is_better as direction
 from analysis.load import Source
 from analysis.reconverge import SEED_COLUMNS
 from analysis.render import format_mean_se, to_csv, to_html, to_latex, to_markdown
-from analysis.table import best_configs, per_seed_scores, select, summarize
+from analysis.table import GRID_SCORES, add_step_grid, best_configs, per_seed_scores, select, summarize
 from core import stats as S
 from core.errors import InputError
 
@@ -45,6 +45,11 @@ def chosen_configs(source: Source, higher: bool, configs: tuple[str, ...] = ()) 
     objective = source.objective
     if objective.get("metric") and objective["metric"] in set(records["metric"]):
         obj_higher = objective.get("mode", "max" if higher else "min") == "max"
+        if objective.get("score", "final") != "final" or objective.get("seeds", "mean") != "mean":
+            from analysis.objective import best_by_objective  # forgetting, or a seed rule (lower_bound)
+
+            metric_higher = source.directions.get(objective["metric"], obj_higher)
+            return best_by_objective(records, objective, metric_higher, source.num_tasks, source.seeds or None)
         return best_configs(records, objective["metric"], objective.get("reduce", "mean"), obj_higher,
                             source.num_tasks, source.seeds or None)
     return {}
@@ -76,6 +81,7 @@ def method_table(source: Source, metric: str, higher: bool, configs: tuple[str, 
     extra = [c for c in table.columns if any(c.startswith(f"{s}_") for s in SCORES) and c not in TABLE_COLUMNS]
     note = inferred_note(summary)
     table = table[[*TABLE_COLUMNS, *extra, "config_id", "complete", "missing"]].reset_index(drop=True)
+    table = add_step_grid(table, source.records, metric, higher, source.num_tasks, source.seeds or None)  # 003
     table.attrs["note"] = note
     return table
 
@@ -154,7 +160,9 @@ def render_table(table: pd.DataFrame, fmt: str, higher: bool, stats_table: bool 
         shown = table.drop(columns=["complete"] + ([] if (~table["complete"].astype(bool)).any() else ["missing"]))
         return to_csv(shown.assign(note=note) if note else shown)
     writer = {"md": to_markdown, "latex": to_latex, "html": to_html}[fmt]
-    text = writer(table, list(SCORES), labels=("method", "seeds"), higher_is_better=score_directions(higher))
+    grid = [c for c in GRID_SCORES if c in table.columns]  # 003's S grid: S = 1, best (best_S), S = S_max
+    text = writer(table, [*grid, *SCORES], labels=("method", "seeds", *(["best_S"] if grid else [])),
+                  higher_is_better={**score_directions(higher), **dict.fromkeys(grid, higher)})
     if stats_table:
         from analysis.stats_table import render_stats
 

@@ -82,6 +82,8 @@ def build(source: Source, folder: Path) -> list[Path]:
         line = (f"Objective: {source.objective.get('reduce', 'mean')} of {source.objective.get('metric')} over "
                 f"tasks ({source.objective.get('mode')}); each method's best configuration by it. Seeds: "
                 f"{', '.join(map(str, source.seeds))}. " + line)
+    if source.note:  # a confirmation stage, or the tuning protocol (analysis.stages)
+        line = f"{source.note[0].upper()}{source.note[1:]}. {line}"
     md.append(line + "\n")
     html.append(f"<p>{escape(line)}</p>")
     metrics = [(m, direction(m, source.directions)) for m in eval_metrics(source)]

@@ -2,8 +2,10 @@
 
 Each record is one value of one metric of one evaluated task at one global step:
 ``method, seed, step, train_task, eval_task, metric, value``; tasks are numbered from 1, ``step`` counts
-optimizer updates from the start of the stream. Context columns (config_id, benchmark, sweep, and
-num_tasks, the length of the stream the run was meant to train on) are added by whoever knows them.
+optimizer updates from the start of the stream. Context columns (config_id, benchmark, sweep,
+num_tasks, the length of the stream the run was meant to train on, and stage: ``search`` for the runs a
+sweep selects on, ``confirm`` for the reruns of its best configurations on fresh seeds; records without
+the column are search records) are added by whoever knows them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Iterable
 import pandas as pd
 
 COLUMNS = ("method", "seed", "step", "train_task", "eval_task", "metric", "value")
-CONTEXT_COLUMNS = ("config_id", "benchmark", "sweep", "num_tasks")  # num_tasks: the stream's length
+# num_tasks: the stream's length; stage: "search" (selection) or "confirm" (a rerun on fresh seeds)
+CONTEXT_COLUMNS = ("config_id", "benchmark", "sweep", "num_tasks", "stage")
+STAGES = ("search", "confirm")
 DTYPES = {"method": "string", "seed": "int64", "step": "int64", "train_task": "int64",
           "eval_task": "int64", "metric": "string", "value": "float64"}
 
@@ -54,7 +58,7 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-TEXT_COLUMNS = ("method", "metric", "config_id", "benchmark", "sweep")
+TEXT_COLUMNS = ("method", "metric", "config_id", "benchmark", "sweep", "stage")
 
 
 def read_csv(path) -> pd.DataFrame:

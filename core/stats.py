@@ -168,6 +168,26 @@ def reduce_tasks(values: Mapping[int, float], reduce: str, higher_is_better: boo
     return float(np.mean(ordered))
 
 
+SEED_RULES = ("mean", "lower_bound")  # how a configuration's per-seed objective values become one number
+
+
+def seed_objective(values: Iterable[float], rule: str = "mean", k: float = 0.0,
+                   higher_is_better: bool = True) -> float:
+    """The number a search optimises from one configuration's per-seed objective values: ``mean``, or
+    ``lower_bound``, the pessimistic end of mean ± k·SE (mean − k·SE when higher is better, mean + k·SE
+    when lower is; SE from ``mean_se``, ddof = 1), which prefers configurations good on every seed to ones
+    lucky on one. NaN when any value is NaN; ``lower_bound`` with k > 0 is NaN for fewer than 2 seeds (the
+    SE of one seed is undefined; a space refuses that combination before any work)."""
+    if rule not in SEED_RULES:
+        raise ValueError(f"objective.seeds: '{rule}' is not allowed; allowed: {', '.join(SEED_RULES)}")
+    mean, se, n = mean_se(values)
+    if rule == "mean" or k == 0:
+        return mean
+    if n < 2:
+        return float("nan")
+    return mean - k * se if higher_is_better else mean + k * se
+
+
 def seed_summary(per_seed: Mapping[int, float]) -> dict[str, float]:
     """The objective over seeds as a trial reports it: ``objective`` (mean), ``objective_se`` (SE, NaN
     with one seed) and ``objective_seed<s>`` for every seed."""

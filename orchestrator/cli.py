@@ -157,3 +157,47 @@ def ui(name, runs_dir, port, host, open_browser) -> None:
     except InputError as e:
         fail(e)
     sys.exit(code)
+
+
+@main.command(name="rerun")
+@click.option("--sweep", "name", required=True, help="the sweep (runs/NAME)")
+@click.option("--config", "config_id", required=True, help="a configuration id of the sweep (records/ID.csv)")
+@click.option("--seed", required=True, type=int, help="one of the configuration's seeds")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the device of the sweep's trials, "
+              "the CPU when no GPU is here)")
+@click.option("--rtol", default=1e-3, show_default=True, type=float, help="relative tolerance of values when "
+              "the sweep or the rerun ran on a GPU (on the CPU: identical)")
+@click.option("--atol", default=1e-6, show_default=True, type=float, help="absolute tolerance, with --rtol")
+def rerun_(name, config_id, seed, runs_dir, device, rtol, atol) -> None:
+    """Run one seed of a configuration again from the sweep's manifest, without Ray, and compare its
+    records with the stored ones: exit 0 when they match, 1 with the first differing record."""
+    from orchestrator.rerun import rerun
+
+    try:
+        if rtol < 0 or atol < 0:
+            raise InputError(f"--rtol/--atol: {rtol}/{atol} is not allowed; allowed: numbers >= 0")
+        code = rerun(name, runs_dir, config_id, seed, click.echo, device, rtol, atol)
+    except InputError as e:
+        fail(e)
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--name", default=None, help="the sweep (default: the most recent one in --runs-dir)")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="the interface to bind; anything but 127.0.0.1 exposes the dashboard (unauthenticated) to others")
+@click.option("--optuna-storage", default=None, help="the sweep's Optuna RDB URL again, with its password "
+              "(passwords are never saved)")
+def dashboard(name, runs_dir, port, host, optuna_storage) -> None:
+    """Start optuna-dashboard on a sweep's Optuna study (history, parameter importances, the Pareto front
+    of two objectives) and print its address; Ctrl+C stops it."""
+    from orchestrator.dashboard import serve
+
+    try:
+        code = serve(name, runs_dir, port, click.echo, host, optuna_storage)
+    except InputError as e:
+        fail(e)
+    sys.exit(code)

@@ -34,6 +34,25 @@ def load_source(sweep_name, records_file, runs_dir, tracking_uri):
 FORMATS = click.Choice(["csv", "md", "latex", "html"])
 
 
+def stage_option(f):
+    """--stage search|confirm: which runs of a sweep with a confirmation stage (analysis.stages)."""
+    return click.option("--stage", type=click.Choice(["search", "confirm"]), default=None,
+                        help="confirm (default when the sweep has confirmation runs): each method's configuration "
+                        "selected on the search seeds, reported on the confirmation seeds; search: the search "
+                        "seeds' own numbers")(f)
+
+
+def staged_source(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, stage, configs=(),
+                  one_per_method=True):
+    """(the source reduced to ``stage``, whether higher ``metric`` is better)."""
+    from analysis.report import metric_direction
+    from analysis.stages import staged
+
+    source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
+    higher = metric_direction(source, metric, mode)
+    return staged(source, stage, metric, higher, tuple(configs), one_per_method), higher
+
+
 @click.command()
 @source_options
 @click.option("--metric", required=True, help="e.g. fd, gen_acc, accuracy")
@@ -44,21 +63,42 @@ FORMATS = click.Choice(["csv", "md", "latex", "html"])
               "poi (rliable's P(row beats column))")
 @click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False))
-def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, configs, stats, fmt, out) -> None:
+@stage_option
+@click.option("--pareto", is_flag=True, help="the configurations on the Pareto front of the sweep's two objectives "
+              "(else final and forgetting of --metric), mean ± SE, non-dominated rank")
+def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, configs, stats, fmt, out, stage,
+          pareto) -> None:
     """Final average, forgetting, BWT and AAA per method: mean and standard error over seeds."""
-    from analysis.report import STATS, method_table, metric_direction, render_table
+    from analysis.report import STATS, method_table, render_table
+    from analysis.stages import title_line
 
     try:
-        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
-        higher = metric_direction(source, metric, mode)
         wanted = tuple(s for s in stats.split(",") if s)
         bad = [s for s in wanted if s not in STATS]
         if bad:
             raise InputError(f"--stats: '{bad[0]}' is not allowed; allowed: {', '.join(STATS)}")
+        source, higher = staged_source(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, stage,
+                                       configs, one_per_method=not pareto)
+        if pareto:
+            from analysis.pareto import render_pareto
+
+            emit(render_pareto(front_table(source, metric, mode), fmt, source.note), out)
+            return
         result = method_table(source, metric, higher, tuple(configs), wanted)
     except InputError as e:
         fail(e)
-    emit(render_table(result, fmt, higher, stats_table=bool(wanted)), out)
+    emit(title_line(source.note, fmt) + render_table(result, fmt, higher, stats_table=bool(wanted)), out)
+
+
+def front_table(source, metric: str, mode: str | None):
+    """analysis.pareto.pareto_table of the sweep's two objectives, else final and forgetting of ``metric``."""
+    from analysis.pareto import default_objectives, pareto_table
+    from analysis.report import metric_direction
+
+    objectives = source.objectives if len(source.objectives) > 1 else default_objectives(metric)
+    directions = {o["metric"]: metric_direction(source, o["metric"], mode if o["metric"] == metric else None)
+                  for o in objectives}
+    return pareto_table(source.records, objectives, directions, source.num_tasks, source.seeds or None)
 
 
 @click.command()
@@ -70,20 +110,20 @@ def table(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, config
 @click.option("--config", "configs", multiple=True, help="compare this configuration for its method (default: the table's)")
 @click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False))
+@stage_option
 def compare(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, baselines, unpaired, configs, fmt,
-            out) -> None:
+            out, stage) -> None:
     """Each method against each baseline: method − baseline of final, forgetting and AAA (mean ± SE over
     shared seeds), paired t-test and Wilcoxon p-values, P(method beats baseline) and a verdict."""
     from analysis.compare import compare as run_compare, render
-    from analysis.report import metric_direction
+    from analysis.stages import title_line
 
     try:
-        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
-        higher = metric_direction(source, metric, mode)
+        source, higher = staged_source(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, stage, configs)
         result = run_compare(source, metric, higher, tuple(dict.fromkeys(baselines)), unpaired, tuple(configs))
     except InputError as e:
         fail(e)
-    emit(render(result, fmt), out)
+    emit(title_line(source.note, fmt) + render(result, fmt), out)
 
 
 @click.command()
@@ -101,16 +141,16 @@ def compare(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, base
 @click.option("--config", "configs", multiple=True)
 @click.option("--format", "fmt", type=FORMATS, default="md", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False))
+@stage_option
 def reconvergence(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, task, thresholds, reference,
-                  aggregate, configs, fmt, out) -> None:
+                  aggregate, configs, fmt, out, stage) -> None:
     """Steps to re-converge: after each later task's start, the steps until old task j is back within a
     threshold of its reference (000 Table 2; empty when never)."""
     from analysis.render import plain_table
-    from analysis.report import metric_direction, reconvergence_cells, reconvergence_table
+    from analysis.report import reconvergence_cells, reconvergence_table
 
     try:
-        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
-        higher = metric_direction(source, metric, mode)
+        source, higher = staged_source(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, stage, configs)
         if task != "all" and not task.isdigit():
             raise InputError(f"--task: '{task}' is not allowed; allowed: a task number or all")
         try:
@@ -128,34 +168,46 @@ def reconvergence(sweep_name, records_file, runs_dir, tracking_uri, metric, mode
 @source_options
 @click.option("--metric", required=True)
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None)
-@click.option("--kind", type=click.Choice(["curves", "profile"]), default="curves", show_default=True,
+@click.option("--kind", type=click.Choice(["curves", "profile", "pareto"]), default="curves", show_default=True,
               help="curves: task J over steps and the R[k, j] heat maps; profile: rliable's performance "
-              "profiles of --score over the seeds of each method's configuration")
+              "profiles of --score over the seeds of each method's configuration; pareto: every configuration "
+              "at its two objectives (the sweep's, else final and forgetting of --metric) with SE bars, the "
+              "front filled")
 @click.option("--task", default=1, show_default=True, type=int, help="curves: the task J")
 @click.option("--score", type=click.Choice(["final", "forgetting", "bwt", "aaa"]), default="final",
               show_default=True, help="profile: the per-seed score")
 @click.option("--config", "configs", multiple=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="FILE.png or FILE.svg")
-def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, kind, task, score, configs, out) -> None:
+@stage_option
+def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, kind, task, score, configs, out,
+         stage) -> None:
     """curves (default): task J's metric over steps per method (seed mean ± SE, task transitions dashed;
     000 Figure 2), and the R[k, j] heat map per method next to it (FILE_heatmap.png). profile: rliable's
     performance profiles of a score (fraction of seeds above τ, 95% stratified-bootstrap bands)."""
-    from analysis.plots import performance_profiles, result_heatmaps, save, task_curves
-    from analysis.report import metric_direction, profile_scores, score_directions, selected_records
+    from analysis.plots import performance_profiles, result_heatmaps, save, step_grid_plot, task_curves
+    from analysis.table import is_step_grid
+    from analysis.report import profile_scores, score_directions, selected_records
 
     path = Path(out)
     try:
         if path.suffix.lower() not in (".png", ".svg"):
             raise InputError(f"--out: '{out}' is not allowed; allowed: a .png or .svg file")
-        source = load_source(sweep_name, records_file, runs_dir, tracking_uri)
-        higher = metric_direction(source, metric, mode)
-        if kind == "profile":
+        source, higher = staged_source(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, stage,
+                                       configs, one_per_method=kind != "pareto")
+        if kind == "pareto":
+            from analysis.plots import pareto_front
+
+            left_out = []
+            figures = {path: pareto_front(front_table(source, metric, mode), source.note)}
+        elif kind == "profile":
             scores, left_out = profile_scores(source, metric, higher, score, tuple(configs))
             figures = {path: performance_profiles(scores, f"{score} {metric}", score_directions(higher)[score])}
         else:
             records = selected_records(source, metric, higher, tuple(configs))
             left_out = []
-            figures = {path: task_curves(records, metric, task=task),
+            grid = is_step_grid(records, metric)  # 003's S grid: the whole signal against S (003 Figure 2)
+            figures = {path: step_grid_plot(records, metric, source.num_tasks) if grid
+                       else task_curves(records, metric, task=task),
                        path.with_name(f"{path.stem}_heatmap{path.suffix}"): result_heatmaps(records, metric)}
     except InputError as e:
         fail(e)
@@ -171,13 +223,14 @@ def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, kind, t
 @click.option("--sweep", "sweep_name", required=True)
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--tracking-uri", default=None)
-def report(sweep_name, runs_dir, tracking_uri) -> None:
+@stage_option
+def report(sweep_name, runs_dir, tracking_uri, stage) -> None:
     """All tables and figures of a sweep as report.html and report.md in runs/NAME/report/, logged with
     the CSV and LaTeX tables and the figures to the sweep's parent run in MLflow."""
     from orchestrator.reporting import report_sweep
 
     try:
-        folder = report_sweep(sweep_name, runs_dir, tracking_uri)
+        folder = report_sweep(sweep_name, runs_dir, tracking_uri, stage)
     except InputError as e:
         fail(e)
     click.echo(f"report written to {folder / 'report.html'} and logged to the sweep's parent run")

@@ -2,7 +2,12 @@
 
 A trial ends as finished (every task), stopped (by ASHA), diverged (a NaN; its finished tasks are kept),
 failed (its worker died more often than the retries allow, or a bug), or twin (a repeated proposal
-answered from the finished configuration named in ``twin_of``)."""
+answered from the finished configuration named in ``twin_of``).
+
+A confirmation trial (``stage`` confirm) writes under the configuration it confirms (``confirm_of``): its seed
+runs tagged ``stage=confirm`` under that configuration's run, its aggregates prefixed ``confirm_``, its end
+as the tag ``confirm_status`` (the configuration's own status stays the search's), its files in
+``records/confirm/``."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.records import read_csv
+from orchestrator.objectives import prefix
 from orchestrator.search import decode
 from orchestrator.sweep_dir import SweepDir
 from orchestrator.tracking import Tracker
@@ -29,10 +35,18 @@ def error_text(trial) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+def config_id_of(trial) -> str:
+    """The configuration a trial runs: its own id, or for a confirmation trial the one it confirms."""
+    return trial.config.get("confirm_of") or trial.trial_id
+
+
 def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int, seeds: list[int],
-                  benchmark: str, directions: dict[str, bool]):
+                  benchmark: str, directions: dict[str, bool], stage: str = "search", objectives: int = 1):
     """A Ray Tune callback (built here so this module imports without Ray)."""
     from ray import tune
+
+    confirm = stage == "confirm"
+    pre = "confirm_" if confirm else ""
 
     class SweepRecorder(tune.Callback):
         def __init__(self) -> None:
@@ -42,7 +56,7 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
             if trial.trial_id not in self.runs:
                 method, params = decode(trial.config)
                 self.runs[trial.trial_id] = tracker.config_run(
-                    parent, trial.trial_id, method, params,
+                    parent, config_id_of(trial), method, params,
                     tags={"benchmark": benchmark, "seeds": ",".join(map(str, seeds))})
             return self.runs[trial.trial_id]
 
@@ -51,8 +65,8 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             step = int(result["task"])
-            keys = [k for k in result if k.startswith("objective") and k != "objective_final"]
-            tracker.log(self._run(trial), metrics=[(k, result[k], step) for k in keys])
+            keys = [k for k in result if k.startswith("objective") and not k.endswith("_final")]
+            tracker.log(self._run(trial), metrics=[(pre + k, result[k], step) for k in keys])
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             last = trial.last_result or {}
@@ -68,7 +82,8 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
             self._finish(trial, "diverged" if error.startswith("diverged:") else "failed", error)
 
         def _finish(self, trial, status: str, error: str, extra: dict[str, str] | None = None) -> None:
-            if sweep.config_ended(trial.trial_id):
+            config_id = config_id_of(trial)
+            if sweep.config_ended(config_id, stage):
                 return
             records = pd.DataFrame()
             if trial.checkpoint is not None:
@@ -76,17 +91,31 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
                     records = read_csv(Path(folder) / "records.csv")
             method, params = decode(trial.config)
             run = self._run(trial)
-            tags = {"method": method, "benchmark": benchmark, "config_id": trial.trial_id}
+            tags = {"method": method, "benchmark": benchmark, "config_id": config_id, "stage": stage}
             if len(records):
                 tracker.seed_runs(run, records, tags)
-                tracker.aggregates(run, records, directions, num_tasks, seeds)
-            tracker.finish(run, status, {**({"error": error} if error else {}), **(extra or {})})
-            last = {k: v for k, v in (trial.last_result or {}).items() if k == "task" or k.startswith("objective")}
-            objective = last.get("objective")
-            meta = {"config_id": trial.trial_id, "method": method, "params": params, "status": status,
+                tracker.aggregates(run, records, directions, num_tasks, seeds, prefix=pre)
+            ended = {**({"error": error} if error else {}), **(extra or {})}
+            if confirm:
+                tracker.log(run, tags={"confirm_status": status, "confirm_seeds": ",".join(map(str, seeds)),
+                                       "confirm_rank": trial.config.get("confirm_rank", ""),
+                                       **{pre + k: v for k, v in ended.items()}})
+            else:
+                tracker.finish(run, status, ended)
+            last = {k: v for k, v in (trial.last_result or {}).items()
+                    if k == "task" or k.startswith(("objective", "selection_"))}
+            meta = {"config_id": config_id, "method": method, "params": params, "status": status,
                     "tasks_done": int(last.get("task", 0)), "error": error, "last_result": last,
-                    "objective": objective if objective is not None and math.isfinite(objective) else None,
-                    **(extra or {})}
-            sweep.write_config(trial.trial_id, meta, records)
+                    "objective": _finite(last.get("objective")), **(extra or {})}
+            if objectives > 1:
+                meta["objectives"] = [_finite(last.get(prefix(i))) for i in range(objectives)]
+            if confirm:
+                meta.update(stage=stage, seeds=list(seeds), rank=trial.config.get("confirm_rank"),
+                            **{k: _finite(v) for k, v in last.items() if k.startswith("selection_")})
+            sweep.write_config(config_id, meta, records, stage)
 
     return SweepRecorder()
+
+
+def _finite(value) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -19,7 +19,7 @@ def load_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = Non
     if uri is None:
         raise InputError(f"--sweep: no sweep named {name} in {folder.runs_dir.resolve()} (give --runs-dir, or "
                          "--tracking-uri of the MLflow server that holds it)")
-    return from_sweep(name, uri, folder.record_files())
+    return from_sweep(name, uri, folder.record_files() + folder.record_files("confirm") if folder.exists() else [])
 
 
 def log_report(source: Source, folder: Path) -> list[Path]:
@@ -35,10 +35,13 @@ def log_report(source: Source, folder: Path) -> list[Path]:
     return files
 
 
-def report_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = None) -> Path:
+def report_sweep(name: str, runs_dir: str = "runs", tracking_uri: str | None = None, stage: str | None = None) -> Path:
     """The report of sweep ``name`` into its folder's report/ (a temporary folder when the sweep's folder is
-    not on this machine), logged to its parent run."""
-    source = load_sweep(name, runs_dir, tracking_uri)
+    not on this machine), logged to its parent run; on ``stage``'s seeds (default: the confirmation seeds
+    when the sweep has some, analysis.stages)."""
+    from analysis.stages import staged
+
+    source = staged(load_sweep(name, runs_dir, tracking_uri), stage)
     local = SweepDir(runs_dir, name)
     folder = local.report_dir if local.exists() else Path(tempfile.mkdtemp(prefix=f"report-{name}-"))
     log_report(source, folder)

@@ -20,7 +20,7 @@ from yaml.constructor import ConstructorError
 
 from core.errors import InputError
 
-TOP_LEVEL = ("name", "description", "benchmark", "seeds", "objective", "budget", "methods")
+TOP_LEVEL = ("name", "description", "benchmark", "seeds", "objective", "budget", "methods", "protocol")
 MAX_BYTES = 256 * 1024  # a space is a few KiB; YAML parses at ~100 KiB/s, so this takes < 3 s
 MAX_DEPTH = 20  # a space nests 6 deep (methods.ewc.lam.choice.[...])
 MAX_KEY = 100  # characters of a mapping key

@@ -3,7 +3,9 @@
 
 A space names a benchmark (a preset and overrides), seeds, an objective, a budget and, per method, its
 hyper-parameters: each a constant or a distribution (``loguniform: [a, b]``, ``uniform: [a, b]``,
-``int: [a, b]``, ``choice: [...]``). Every error is one line naming the field and what is allowed.
+``int: [a, b]``, ``choice: [...]``); how configurations are selected (two objectives, the seed rule,
+``budget.confirm``, ``protocol``) is validated in ``space_selection``. Every error is one line naming the
+field and what is allowed.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 import yaml
 
 from core.errors import InputError
-from core.stats import REDUCTIONS
 from orchestrator.space_file import (SEED_MAX, Dumper, SpaceError, apply_override, builtin_spaces, check_document,
                                      one_line, parse_yaml, read_document, short)
+from orchestrator.space_selection import Confirm, Objective, Protocol, confirm, objectives, protocol
 from trainables.benchmarks import BENCHMARKS
 from trainables.build import benchmark_config, method_params
 from trainables.methods import METHODS
@@ -25,7 +27,7 @@ from trainables.params import ParamError, allowed_text, base_type, check_value, 
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 BUDGET_KEYS = ("num_samples", "max_concurrent", "scheduler", "grace_period", "reduction_factor",
-               "sampler_seed", "start_with_defaults")
+               "sampler_seed", "start_with_defaults", "confirm")
 SCHEDULERS = ("none", "asha")
 BUDGET_LIMITS = {"num_samples": (1, 10**6), "max_concurrent": (1, 10**4), "grace_period": (1, 10**6),
                  "reduction_factor": (2, 10**3), "sampler_seed": (0, SEED_MAX)}
@@ -64,13 +66,6 @@ class Distribution:
 
 
 @dataclass(frozen=True)
-class Objective:
-    metric: str
-    reduce: str
-    mode: str
-
-
-@dataclass(frozen=True)
 class Budget:
     num_samples: int = 4
     max_concurrent: int = 2
@@ -79,6 +74,13 @@ class Budget:
     reduction_factor: int = 2
     sampler_seed: int = 0
     start_with_defaults: bool = True
+    confirm: Confirm | None = None  # rerun each method's best configurations on fresh seeds
+
+    def to_yaml(self) -> dict:
+        doc = {k: v for k, v in vars(self).items() if k != "confirm"}
+        if self.confirm is not None:
+            doc["confirm"] = {"top": self.confirm.top, "seeds": list(self.confirm.seeds)}
+        return doc
 
 
 @dataclass(frozen=True)
@@ -87,21 +89,28 @@ class Space:
     benchmark: str
     benchmark_params: dict[str, Any]
     seeds: tuple[int, ...]
-    objective: Objective
+    objective: Objective  # the first (or only) objective
     budget: Budget
     methods: dict[str, dict[str, Any]]  # method -> param -> constant | Distribution
     description: str = ""
+    objectives: tuple[Objective, ...] = ()  # every objective: one, or two for a Pareto front
+    protocol: Protocol = field(default_factory=Protocol)
     # derived from the benchmark while validating (not part of the YAML):
     num_tasks: int = field(default=0)
     bench_config: Any = None  # the benchmark's typed Config
     directions: dict[str, bool] = field(default_factory=dict)  # metric -> higher is better
     results_note: str = ""  # the benchmark's caveat under every results table
+    search_config: Any = None  # the Config the search runs on (held_out_stream; else bench_config)
+    search_num_tasks: int = 0  # the tasks a search trial trains (first_tasks k; else the stream's)
 
     def to_yaml(self) -> str:
         """The validated space as YAML (what the sweep folder keeps and resume reads)."""
         doc = {"name": self.name, "description": self.description,
                "benchmark": {"name": self.benchmark, **self.benchmark_params}, "seeds": list(self.seeds),
-               "objective": vars(self.objective), "budget": vars(self.budget),
+               "objective": ([o.to_yaml() for o in self.objectives] if len(self.objectives) > 1
+                             else self.objective.to_yaml()),
+               **({} if self.protocol.kind == "full_stream" else {"protocol": self.protocol.to_yaml()}),
+               "budget": self.budget.to_yaml(),
                "methods": {m: {k: (v.to_yaml() if isinstance(v, Distribution) else v) for k, v in p.items()}
                            for m, p in self.methods.items()}}
         return yaml.dump(doc, Dumper=Dumper, sort_keys=False)
@@ -137,8 +146,11 @@ def _validate(doc: dict) -> Space:
                          f"{', '.join(sorted(bench_cls.presets)) or 'none'}")
     config = benchmark_config(bench_name, bench_params)
 
-    objective = _objective(_mapping(doc, "objective"), bench_cls)
-    budget = _budget(_mapping(doc, "budget"), config.num_tasks)
+    seeds = tuple(doc.get("seeds", [0]))
+    goals = objectives(doc.get("objective"), bench_cls, len(seeds))
+    chosen, search_config = protocol(doc.get("protocol"), bench_name, bench_params, config)
+    search_tasks = chosen.first_tasks or search_config.num_tasks
+    budget = _budget(_mapping(doc, "budget"), search_tasks, seeds, goals)
 
     methods_doc = doc.get("methods")
     if not isinstance(methods_doc, dict) or not methods_doc:
@@ -158,10 +170,12 @@ def _validate(doc: dict) -> Space:
                            for name, value in params.items()}
         for corner in (0, -1):  # the constants with every distribution at its low, then its high end
             values = {k: v.args[corner] if isinstance(v, Distribution) else v for k, v in methods[method].items()}
-            method_params(method, values, config)
+            for stream in (config,) if search_config is config else (config, search_config):
+                method_params(method, values, stream)
     return Space(name=doc["name"], benchmark=bench_name, benchmark_params=bench_params,
-                 seeds=tuple(doc.get("seeds", [0])), objective=objective, budget=budget, methods=methods,
-                 description=doc.get("description") or "",
+                 seeds=seeds, objective=goals[0], budget=budget, methods=methods,
+                 description=doc.get("description") or "", objectives=goals, protocol=chosen,
+                 search_config=search_config, search_num_tasks=search_tasks,
                  num_tasks=config.num_tasks, bench_config=config,
                  directions={m: spec.higher_is_better for m, spec in bench_cls.metrics.items()},
                  results_note=bench_cls.results_note)
@@ -174,29 +188,12 @@ def _mapping(doc: dict, key: str, where: str = "") -> dict:  # doc[key]: a mappi
     return value or {}
 
 
-def _objective(doc: dict, bench_cls) -> Objective:
-    for key in doc:
-        if key not in ("metric", "reduce", "mode"):
-            raise SpaceError(f"objective.{key}: unknown key; allowed: metric, reduce, mode")
-    metric = doc.get("metric", next(iter(bench_cls.metrics)))
-    if not isinstance(metric, str) or metric not in bench_cls.metrics:
-        raise SpaceError(f"objective.metric: {short(metric)} is not a metric of {bench_cls.name}; allowed: "
-                         f"{', '.join(bench_cls.metrics)}")
-    reduce = doc.get("reduce", "mean")
-    if not isinstance(reduce, str) or reduce not in REDUCTIONS:
-        raise SpaceError(f"objective.reduce: {short(reduce)} is not allowed; allowed: {', '.join(REDUCTIONS)}")
-    direction = "max" if bench_cls.metrics[metric].higher_is_better else "min"
-    mode = doc.get("mode", direction)
-    if mode != direction:
-        raise SpaceError(f"objective.mode: {short(mode)} is not allowed for {metric}; allowed: {direction} (or "
-                         "leave it out)")
-    return Objective(metric, reduce, mode)
-
-
-def _budget(doc: dict, num_tasks: int) -> Budget:
+def _budget(doc: dict, num_tasks: int, seeds: tuple[int, ...], goals: tuple[Objective, ...]) -> Budget:
     for key, value in doc.items():
         if key not in BUDGET_KEYS:
             raise SpaceError(f"budget.{key}: unknown key; allowed: {', '.join(BUDGET_KEYS)}")
+        if key == "confirm":
+            continue
         if key == "scheduler":
             if not isinstance(value, str) or value not in SCHEDULERS:
                 raise SpaceError(f"budget.scheduler: {short(value)} is not allowed; allowed: {', '.join(SCHEDULERS)}")
@@ -206,10 +203,13 @@ def _budget(doc: dict, num_tasks: int) -> Budget:
         elif type(value) is not int or not BUDGET_LIMITS[key][0] <= value <= BUDGET_LIMITS[key][1]:
             low, high = BUDGET_LIMITS[key]
             raise SpaceError(f"budget.{key}: {short(value)} is not allowed; allowed: an integer >= {low} and <= {high}")
-    budget = Budget(**doc)
+    budget = Budget(**{**doc, "confirm": confirm(doc.get("confirm"), seeds, goals)})
+    if budget.scheduler == "asha" and len(goals) > 1:
+        raise SpaceError("budget.scheduler: 'asha' is not allowed with two objectives (ASHA and Optuna's pruners "
+                         "are single-objective); allowed: none")
     if budget.scheduler == "asha" and budget.grace_period > num_tasks:
         raise SpaceError(f"budget.grace_period: {budget.grace_period} is not allowed with scheduler asha; allowed: "
-                         f"an integer <= the benchmark's {num_tasks} tasks")
+                         f"an integer <= the {num_tasks} tasks a search trial trains")
     return budget
 
 
@@ -254,5 +254,5 @@ def _distribution(f, where: str, value: dict) -> Distribution:
     return Distribution(kind, (float(low), float(high)))
 
 
-__all__ = ["Budget", "Distribution", "Objective", "Space", "SpaceError", "builtin_spaces", "load", "parse_yaml",
-           "validate"]
+__all__ = ["Budget", "Confirm", "Distribution", "Objective", "Protocol", "Space", "SpaceError", "builtin_spaces",
+           "load", "parse_yaml", "validate"]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator import storage
+from orchestrator.confirm import selection_params
 from orchestrator.preflight import (check_name, check_resources, check_seed_resources, check_services,
                                     resources_of)
 from orchestrator.ray_processes import check_not_running
@@ -57,7 +58,8 @@ def prepare(space_arg: str, overrides: list[str], options: SweepOptions) -> tupl
         raise SpaceError(f"--name: sweep folder {sweep.path} exists; continue it with --resume {name} or pick "
                          "another --name")
     check_resources(options.resources())
-    check_seed_resources(options.resources(), len(space.seeds))
+    confirm_seeds = space.budget.confirm.seeds if space.budget.confirm is not None else ()
+    check_seed_resources(options.resources(), max(len(space.seeds), len(confirm_seeds)))
     check_services(options.address, options.tracking_uri)
     if options.optuna_storage:
         storage.check_optuna_storage(options.optuna_storage, name)
@@ -71,7 +73,8 @@ def parent_params(space: Space, commit: str) -> dict:
             "objective_mode": space.objective.mode, "num_tasks": space.num_tasks,
             "sampler_seed": space.budget.sampler_seed, "num_samples": space.budget.num_samples,
             "git_commit": commit, **{f"benchmark.{k}": v for k, v in space.benchmark_params.items()},
-            **{f"direction.{m}": "max" if higher else "min" for m, higher in space.directions.items()}}
+            **{f"direction.{m}": "max" if higher else "min" for m, higher in space.directions.items()},
+            **selection_params(space)}
 
 
 def start(space: Space, sweep: SweepDir, options: SweepOptions) -> dict:
@@ -84,11 +87,15 @@ def start(space: Space, sweep: SweepDir, options: SweepOptions) -> dict:
         sweep.space_yaml.write_text(space.to_yaml())
         commit = git_commit()
         sweep.versions_json.write_text(json.dumps({"git_commit": commit, **versions()}, indent=1))
+        from orchestrator import manifest
+
+        manifest.write(space, sweep, options)
         tracking_uri = options.tracking_uri or sweep.default_tracking_uri()
         tracker = Tracker(tracking_uri, sweep.name, sweep.artifacts)
         storage.remember(options.optuna_storage)
         view = runs_view(space.objective.metric, space.objective.mode == "max")
-        parent = tracker.start_sweep(parent_params(space, commit), [sweep.space_yaml, sweep.versions_json], view)
+        artifacts = [sweep.space_yaml, sweep.versions_json, sweep.manifest_json]
+        parent = tracker.start_sweep(parent_params(space, commit), artifacts, view)
         state = {**asdict(options), "name": sweep.name, "tracking_uri": storage.mask(tracking_uri),
                  "optuna_storage": storage.mask(options.optuna_storage), "parent_run_id": parent}
         sweep.write_state(state)
@@ -133,16 +140,25 @@ def continue_sweep(space: Space, sweep: SweepDir, state: dict) -> dict:
 
 def _run(space: Space, sweep: SweepDir, state: dict, restore: bool) -> dict:
     from orchestrator.recorder import make_recorder
-    from orchestrator.tuner import run_tuner
+    from orchestrator import confirm
+    from orchestrator.tuner import run_tuner, stop_local_ray
     from trainables.benchmarks import get_benchmark
 
     tracker = Tracker(state["tracking_uri"], sweep.name, sweep.artifacts)
-    recorder = make_recorder(tracker, state["parent_run_id"], sweep, space.num_tasks, list(space.seeds),
-                             space.benchmark, space.directions)
-    get_benchmark(space.benchmark).prepare(space.bench_config)
+    tracker.log(state["parent_run_id"], tags={"protocol": space.protocol.label})
+    recorder = make_recorder(tracker, state["parent_run_id"], sweep, space.search_num_tasks or space.num_tasks,
+                             list(space.seeds), space.benchmark, space.directions,
+                             objectives=len(space.objectives or (space.objective,)))
+    for config in {id(c): c for c in (space.bench_config, space.search_config) if c is not None}.values():
+        get_benchmark(space.benchmark).prepare(config)
     # a sweep stopped before Ray saved its experiment starts the Tuner afresh
     restore = restore and _ray_saved(sweep)
-    run_tuner(space, sweep, resources_of(state), recorder, restore)
+    resources = resources_of(state)
+    try:
+        run_tuner(space, sweep, resources, recorder, restore, shutdown=False)
+        confirm.run(space, sweep, resources, tracker, state)  # budget.confirm: the best on fresh seeds
+    finally:
+        stop_local_ray(resources)
     return finalize(space, sweep, tracker, state)
 
 
@@ -154,11 +170,14 @@ def _ray_saved(sweep: SweepDir) -> bool:
 
 def finalize(space: Space, sweep: SweepDir, tracker: Tracker, state: dict) -> dict:
     """Gather records, write and log the results table; say whether the sweep is complete."""
+    from orchestrator import confirm
+    from analysis.stages import staged
     from orchestrator.results import results_table, sweep_source, write_results
 
     metas = sweep.metas()
     records = sweep.ended_records()
-    complete = len(metas) >= space.budget.num_samples
+    complete = len(metas) >= space.budget.num_samples and confirm.complete(space, sweep)
+    tracker.tag_configurations(confirm.pareto_tags(space, metas))  # two objectives: the front's members
     summary = {"name": sweep.name, "folder": str(sweep.path), "configurations": len(metas),
                "num_samples": space.budget.num_samples, "complete": complete,
                "finished": sum(m["status"] in ("finished", "stopped") for m in metas),
@@ -167,11 +186,14 @@ def finalize(space: Space, sweep: SweepDir, tracker: Tracker, state: dict) -> di
     if len(records):
         write_atomic(sweep.records_csv, records.to_csv(index=False))
         source = sweep_source(records, metas, space, sweep.name, state)
-        paths = write_results(results_table(source, metas, space), sweep, space)
+        paths = write_results(results_table(source, metas, space, sweep.metas("confirm")), sweep, space)
         summary["table"] = paths["md"].read_text()
         for path in [sweep.records_csv, *paths.values()]:
             tracker.client.log_artifact(state["parent_run_id"], str(path))
-        summary["report"] = _report(source, sweep)
+        summary["report"] = _report(staged(source), sweep)  # the confirmation seeds when there are some
+    if not complete and len(metas) >= space.budget.num_samples:  # the search ended, a confirmation did not
+        print(f"confirmation: {len(confirm.pending(space, sweep))} configuration(s) not yet confirmed on seeds "
+              f"{', '.join(map(str, space.budget.confirm.seeds))}", file=sys.stderr)
     if complete:
         tracker.close_abandoned({m["config_id"] for m in metas})
         tracker.finish(state["parent_run_id"], "finished")

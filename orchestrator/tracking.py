@@ -5,7 +5,8 @@ seed). Under it a run per configuration (= Ray trial): its parameters, the seed-
 task, per-task seed-mean and standard error of every metric, final average and forgetting with their
 standard errors, and a status tag (finished, failed, diverged, stopped). Under each configuration a run per
 seed: step-indexed curves ``<metric>/task<j>`` of every evaluated task (training statistics as
-``train_<name>``), tagged method, benchmark, seed and config_id.
+``train_<name>``), tagged method, benchmark, seed, config_id and stage (search, or confirm for a rerun of
+the configuration on a confirmation seed, whose aggregates on the configuration run are ``confirm_*``).
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ class Tracker:
             self.client.set_terminated(run.info.run_id, "FINISHED")
 
     def aggregates(self, run_id: str, records: pd.DataFrame, metrics: dict[str, bool], num_tasks: int,
-                   seeds: list[int]) -> None:
-        """Per-task seed-mean and SE after each task, and final/forgetting (mean and SE over seeds)."""
+                   seeds: list[int], prefix: str = "") -> None:
+        """Per-task seed-mean and SE after each task, and final/forgetting (mean and SE over seeds); every
+        key prefixed by ``prefix`` (``confirm_`` for a confirmation's seeds)."""
         out: list[tuple[str, float, int]] = []
         for metric, higher in metrics.items():
             rows = records[records["metric"] == metric]
@@ -164,7 +166,14 @@ class Tracker:
             for name in ("final", "forgetting", "bwt", "aaa"):
                 out.append((f"{name}_{metric}", float(summary[name]), 0))
                 out.append((f"{name}_{metric}_se", float(summary[f"{name}_se"]), 0))
-        self.log(run_id, metrics=out)
+        self.log(run_id, metrics=[(prefix + key, value, step) for key, value, step in out])
+
+    def tag_configurations(self, tags: dict[str, dict[str, str]]) -> None:
+        """Tags on configuration runs, by config id (e.g. ``pareto=front`` on the Pareto front's members)."""
+        for config_id, values in tags.items():
+            found = self.find_run(level="configuration", config_id=config_id)
+            if found:
+                self.log(found, tags=values)
 
     def finish(self, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
         """MLflow status FINISHED for finished, stopped and twin runs, FAILED otherwise; our status as a tag."""

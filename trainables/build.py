@@ -9,7 +9,7 @@ validated elsewhere (a search space) construct a Configuration directly and skip
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -112,12 +112,17 @@ def configure(method: str, params: dict[str, Any], benchmark: str, benchmark_par
                          objective_reduce, device)
 
 
-def make_run(bench: Benchmark, method: str, params: Any, seed: int) -> ContinualRun:
+def make_run(bench: Benchmark, method: str, params: Any, seed: int):
     """One seed's run: the seed's task stream, its RNGs seeded, then its model and method instance."""
     bench = bench.for_seed(seed)
     seed_everything(derived_seed(seed, 0))
     generator = torch.Generator().manual_seed(derived_seed(seed, 1))
-    instance = get_method(method)(params, bench.make_model(), bench, generator)
+    cls = get_method(method)
+    if bench.protocol == "step_grid":  # 003: (meta-)initialise once, then the stream for every S
+        from trainables.step_grid import StepGridRun
+
+        return StepGridRun(bench, lambda model, gen: cls(params, model, bench, gen), seed, generator)
+    instance = cls(params, bench.make_model(), bench, generator)
     return ContinualRun(bench, instance, seed, generator)
 
 
@@ -126,3 +131,38 @@ def make_runs(config: Configuration) -> list[ContinualRun]:
     bench = get_benchmark(config.benchmark)(config.bench_config, resolve_device(config.device))
     return [make_run(bench, config.method, config.params, seed) for seed in config.seeds]
 
+
+
+def seed_manifest(bench: Benchmark, seed: int) -> dict[str, Any]:
+    """What a seed's run draws from its seed, as plain data (for a sweep's manifest and ``rerun``).
+
+    ``derived_seeds``: the ``derived_seed`` values ``make_run`` and the loop seed with (``build``: the
+    global RNGs before the model is built; ``generator``: the run's data/noise generator; ``task<k>``: the
+    global RNGs before task k; a ``step_grid`` benchmark adds ``meta_init`` and ``grid<S>``, as in
+    ``trainables.step_grid``). ``tasks``: the seed's stream (index, name, classes: the class order).
+    ``permutations``: the per-task input permutations where the benchmark draws them (permuted_digits).
+    ``config_seeds``: every ``*_seed`` setting of the benchmark (demo_seed, eval_seed, permutation_seed, ...).
+    """
+    stream = bench.for_seed(seed)
+    derived = {"build": derived_seed(seed, 0), "generator": derived_seed(seed, 1),
+               **{f"task{t.index}": derived_seed(seed, 2, t.index) for t in stream.tasks}}
+    if stream.protocol == "step_grid":
+        from trainables.step_grid import step_grid
+
+        derived["meta_init"] = derived_seed(seed, 4)
+        derived.update({f"grid{s}": derived_seed(seed, 5, s) for s in step_grid(stream.config.steps_per_task)})
+    out: dict[str, Any] = {"derived_seeds": derived,
+                           "tasks": [{"index": t.index, "name": t.name, "classes": list(t.classes)}
+                                     for t in stream.tasks]}
+    permutations = getattr(stream, "permutations", None)
+    if permutations is not None:
+        out["permutations"] = [[int(i) for i in p] for p in permutations]
+    out["config_seeds"] = {f.name: getattr(stream.config, f.name) for f in fields(stream.config)
+                           if f.name.endswith("_seed")}
+    return out
+
+
+def seeds_manifest(benchmark: str, bench_config, seeds) -> dict[str, dict[str, Any]]:
+    """``seed_manifest`` of every seed (keys: the seeds as text), the benchmark built once on the CPU."""
+    bench = get_benchmark(benchmark)(bench_config, torch.device("cpu"))
+    return {str(seed): seed_manifest(bench, seed) for seed in seeds}
