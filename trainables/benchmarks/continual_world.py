@@ -3,7 +3,7 @@
 Tasks: the first ``num_tasks`` of ``tasks``, by default CW10 in its order: hammer, push-wall, faucet-close,
 push-back, stick-pull, handle-press-side, push, shelf-place, window-close, peg-unplug-side, from the
 ``metaworld`` package 3.1.1 (presets and their tasks: trainables/benchmarks/continual_world_presets.py;
-``cw_laptop``: faucet-close, handle-press-side, window-close, which its small policy learns). Its tasks are
+``cw_laptop``: window-close, faucet-close, handle-press-side, which its small policy learns). Its tasks are
 ``-v3``; the paper used ``-v1``, so success rates are comparable between runs of this benchmark, not with
 the paper's numbers. Observations 39-D; their positions are mapped to [-1, 1] by
 Meta-World's fixed hand workspace (``normalize_obs``; one map for all tasks, as a normaliser fitted per task
