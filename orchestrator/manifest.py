@@ -9,7 +9,9 @@ seeds, class order, permutations and benchmark seeds its stream is built from
 (``trainables.build.seed_manifest``): ``seeds`` for the search seeds on the stream the search trains on
 (``protocol: held_out_stream`` names another), ``confirm_seeds`` for the confirmation seeds
 (``budget.confirm``) on the target stream.
-Written once, atomically, by the driver when the sweep starts.
+Written atomically by the driver when the sweep starts; every ``--resume`` appends to ``resumes`` the code
+and environment it continued with (time, git commit and diff, versions, trial runtime), since the seeds
+that run after a resume ran on that code.
 """
 
 from __future__ import annotations
@@ -61,3 +63,20 @@ def build(space, options) -> dict[str, Any]:
 def write(space, sweep, options) -> None:
     """Build the manifest and write it into the sweep's folder (atomically)."""
     sweep.write_manifest(json.dumps(build(space, options), indent=1, default=str))
+
+
+def record_resume(sweep, options) -> None:
+    """Append this resume's provenance to the manifest's ``resumes`` (no-op for a sweep without one)."""
+    from datetime import datetime, timezone
+
+    from orchestrator.provenance import git_changes, git_commit, versions
+
+    current = sweep.read_manifest()
+    if current is None:
+        return
+    commit = git_commit()
+    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": commit,
+             **({"git": git_changes()} if commit.endswith("-dirty") else {}),
+             "versions": versions(), "trial": trial_runtime(options)}
+    current["resumes"] = [*current.get("resumes", []), entry]
+    sweep.write_manifest(json.dumps(current, indent=1, default=str))

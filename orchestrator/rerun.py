@@ -217,5 +217,9 @@ def _notes(manifest: dict, sweep: SweepDir) -> list[str]:
     for pkg, old in manifest["versions"].items():
         if versions().get(pkg, old) != old:
             notes.append(f"{pkg} {versions()[pkg]} here, {old} in the sweep")
+    for entry in manifest.get("resumes", []):
+        if entry["git_commit"] != manifest["git_commit"]:
+            notes.append(f"the sweep was resumed at {entry['at']} on code at {entry['git_commit']}: seeds that ran "
+                         "after that ran on it (manifest.json: resumes)")
     return notes
 

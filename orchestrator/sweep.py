@@ -117,7 +117,11 @@ def resume(name: str, options: SweepOptions) -> tuple[Space, SweepDir, dict]:
         _secret_again(name, key, state.get(key), getattr(options, key))
     check_resources(resources_of(state))
     check_services(state.get("address"), storage.reveal(state["tracking_uri"]))
-    return load(str(sweep.space_yaml)), sweep, state
+    space = load(str(sweep.space_yaml))
+    from orchestrator import manifest
+
+    manifest.record_resume(sweep, options)
+    return space, sweep, state
 
 
 def _secret_again(name: str, key: str, saved: str | None, given: str | None) -> None:

@@ -6,6 +6,7 @@ finished configurations identical to an uninterrupted run's."""
 from __future__ import annotations
 
 import os
+import json
 import signal
 
 import pytest
@@ -41,6 +42,9 @@ def test_driver_stopped_right_after_a_configuration_ended_resumes_without_loss(t
         assert "processes the previous driver's Ray left running" in done.stderr
     counts = check_counts(folder, space)
     assert counts == {"ended": 4, "finished": 4, "lost": 0, "duplicated": 0}
+    manifest = json.loads((folder / "manifest.json").read_text())  # the resume is on record, the start kept
+    assert [r["git_commit"] for r in manifest["resumes"]] == [manifest["git_commit"]]
+    assert manifest["resumes"][0]["trial"]["device"] == "cpu" and "0" in manifest["seeds"]
 
 
 def one_long_configuration(tmp_path, steps: int):

@@ -186,3 +186,31 @@ def test_rerun_bad_input_exits_2_naming_the_allowed_values(finished_sweep, tmp_p
     (copy / "manifest.json").unlink()
     result = _rerun(copy.parent, "--config", with_records[0], "--seed", "0")
     assert result.exit_code == 2 and "--sweep: sweep e2e has no manifest.json" in result.output
+
+
+def test_a_resume_is_appended_to_the_manifest_and_named_by_rerun(tmp_path):
+    """--resume records the code it continued with; rerun names a resume on other code as a possible cause."""
+    from types import SimpleNamespace
+
+    from orchestrator import manifest
+    from orchestrator.provenance import git_commit
+    from orchestrator.rerun import _notes
+    from orchestrator.sweep_dir import SweepDir
+
+    sweep = SweepDir(tmp_path, "s")
+    sweep.create()
+    sweep.space_yaml.write_text("name: s\n")
+    start = {"space_hash": manifest.space_hash("name: s\n"), "git_commit": git_commit(), "versions": {},
+             "seeds": {"0": {}}}
+    sweep.write_manifest(json.dumps(start))
+    options = SimpleNamespace(seeds_parallel=False, cpus_per_trial=2.0, gpus_per_trial=0.0, device="cpu")
+    manifest.record_resume(sweep, options)
+    manifest.record_resume(sweep, options)
+    after = sweep.read_manifest()
+    assert {k: after[k] for k in start} == start and len(after["resumes"]) == 2
+    assert after["resumes"][0]["git_commit"] == git_commit() and after["resumes"][0]["trial"]["device"] == "cpu"
+    assert not any("resumed" in n for n in _notes(after, sweep))
+    after["resumes"][1]["git_commit"] = "0123abc"
+    assert [n for n in _notes(after, sweep) if "resumed" in n] == [
+        f"the sweep was resumed at {after['resumes'][1]['at']} on code at 0123abc: seeds that ran after that ran "
+        "on it (manifest.json: resumes)"]
