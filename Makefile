@@ -21,7 +21,7 @@ sweep: $(STAMP)
 	$(BIN)/orchestrate sweep --space quickstart
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 clean:
 	rm -rf $(VENV)

@@ -16,6 +16,7 @@ from analysis.load import Source
 from analysis.render import to_latex, to_markdown
 from analysis.report import SCORES, method_table, score_directions
 from analysis.stages import staged
+from analysis.table import GRID_SCORES
 from orchestrator.spaces import Space
 from orchestrator.storage import mlflow_uri
 from orchestrator.sweep_dir import SweepDir
@@ -81,10 +82,13 @@ def write_results(table: pd.DataFrame, sweep: SweepDir, space: Space) -> dict[st
     title += f"{space.results_note}\n\n" if space.results_note else ""
     paths = {suffix: sweep.results(suffix) for suffix in ("csv", "md", "tex")}
     paths["csv"].write_text(table.to_csv(index=False, lineterminator="\n"))
-    directions = score_directions(higher)
-    paths["md"].write_text(title + to_markdown(table, list(SCORES), labels=("method", "config_id", "seeds"),
+    grid = [c for c in GRID_SCORES if c in table.columns]  # 003's S grid: S = 1, best (best_S), S = S_max
+    directions = {**score_directions(higher), **dict.fromkeys(grid, higher)}
+    best_s = ("best_S",) if grid else ()
+    paths["md"].write_text(title + to_markdown(table, [*grid, *SCORES], labels=("method", "config_id", "seeds", *best_s),
                                                higher_is_better=directions) + _curse(table))
-    paths["tex"].write_text(to_latex(table, list(SCORES), labels=("method", "seeds"), higher_is_better=directions))
+    paths["tex"].write_text(to_latex(table, [*grid, *SCORES], labels=("method", "seeds", *best_s),
+                                     higher_is_better=directions))
     return paths
 
 

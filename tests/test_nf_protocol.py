@@ -109,3 +109,40 @@ def test_plot_draws_psnr_against_s(grid_records, tmp_path):
     svg = (tmp_path / "fig.svg").read_text()
     assert "test-time steps S per task" in svg or "test-time" in svg
     assert "band:mcl_nf" in svg and "band:finetune" in svg
+
+
+def test_mcl_nf_mod_is_mcl_nf_with_lambda_zero(tmp_path):
+    """003's 'Ours (mod)': the same meta-training and test-time records as mcl_nf at λ = 0, value for value;
+    λ > 0 changes them (the FIM weights are not all 1)."""
+    def psnr(method, params):
+        bench = make_benchmark("nf_faces", {"preset": "tiny", "cache_dir": str(tmp_path / method / str(params))})
+        run = make_run(bench, method, method_params(method, {"inner_steps": 1, **params}), seed=0)
+        return [(r.train_task, r.step, r.eval_task, r.value) for k in (1, 2) for r in run.run_task(k)
+                if r.metric == "psnr"]
+
+    mod = psnr("mcl_nf_mod", {})
+    assert mod == psnr("mcl_nf", {"lam": 0.0})
+    assert mod != psnr("mcl_nf", {"lam": 1.0})
+
+
+def test_a_sweeps_results_md_has_the_s_grid_columns(grid_records, tmp_path):
+    """results.md / results.tex of an S-grid sweep show PSNR at S = 1, best (with best_S) and S_max, as
+    `orchestrate table` does."""
+    from types import SimpleNamespace
+
+    from analysis.load import Source
+    from analysis.report import method_table
+    from orchestrator.results import write_results
+    from orchestrator.sweep_dir import SweepDir
+
+    table = method_table(Source(records=grid_records, seeds=[0, 1]), "psnr", True)
+    space = SimpleNamespace(name="nf", objective=SimpleNamespace(metric="psnr"), directions={"psnr": True},
+                            seeds=(0, 1), results_note="")
+    sweep = SweepDir(tmp_path, "nf")
+    sweep.create()
+    paths = write_results(table, sweep, space)
+    md = paths["md"].read_text()
+    assert "| method | config_id | seeds | best_S | S=1 | best | S=max | final |" in md
+    row = table[table["method"] == "finetune"].iloc[0]
+    assert f"{row['S=max']:.2f}" in md.split("| finetune |")[1].split("\n")[0]
+    assert "S=1" in paths["tex"].read_text()
