@@ -16,6 +16,7 @@ import torch
 
 from core.errors import InputError
 from trainables.benchmarks import Benchmark, get_benchmark
+from trainables.acceleration import prepare_model
 from trainables.loop import ContinualRun, derived_seed, seed_everything
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit (np.random.seed)
@@ -122,7 +123,7 @@ def make_run(bench: Benchmark, method: str, params: Any, seed: int):
         from trainables.step_grid import StepGridRun
 
         return StepGridRun(bench, lambda model, gen: cls(params, model, bench, gen), seed, generator)
-    instance = cls(params, bench.make_model(), bench, generator)
+    instance = cls(params, prepare_model(bench.make_model(), bench.config), bench, generator)
     return ContinualRun(bench, instance, seed, generator)
 
 

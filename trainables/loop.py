@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from trainables import checkpoint
+from trainables.acceleration import training_steps
 from trainables.benchmarks.base import Benchmark
 from trainables.methods.base import Method
 from trainables.records import Record
@@ -129,7 +130,8 @@ class ContinualRun:
             ahead = None
             if batch is _END:  # a single-pass stream ran out: the phase ends here
                 break
-            out = method.update(batch)
+            with training_steps(self.bench.config, self.bench.device):
+                out = method.update(batch)
             self.step += 1
             bad = [name for name, v in out.items() if not math.isfinite(v)]
             if bad:

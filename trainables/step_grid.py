@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 
 from trainables import checkpoint
+from trainables.acceleration import prepare_model, training_steps
 from trainables.benchmarks.base import Benchmark, cache_dir
 from trainables.loop import Diverged, derived_seed, seed_everything
 from trainables.methods.base import Method
@@ -61,7 +62,7 @@ class StepGridRun:
     def __init__(self, bench: Benchmark, make_method: Callable[[torch.nn.Module, torch.Generator], Method],
                  seed: int, generator: torch.Generator) -> None:
         self.bench, self.make_method, self.seed, self.generator = bench, make_method, seed, generator
-        self.template = make_method(bench.make_model(), generator)
+        self.template = make_method(prepare_model(bench.make_model(), bench.config), generator)
         self.method_name = self.template.name
         self.grid = step_grid(bench.config.steps_per_task)
         self.runs: dict[int, Method] = {}
@@ -92,7 +93,8 @@ class StepGridRun:
         tail = max(1, c.meta_steps // 10)
         losses = []
         for i in range(c.meta_steps):
-            out = template.meta_update(self.bench.meta_episode(generator, c.meta_batch))
+            with training_steps(c, self.bench.device):
+                out = template.meta_update(self.bench.meta_episode(generator, c.meta_batch))
             if not math.isfinite(out["loss"]):
                 raise Diverged(f"diverged: seed {self.seed}, meta-training step {i + 1}: loss = {out['loss']}")
             losses.append(out["loss"])
@@ -128,7 +130,8 @@ class StepGridRun:
             batches = self.bench.train_batches(task, method.generator)
             sums: dict[str, float] = {}
             for i in range(s):
-                out = method.update(next(batches))
+                with training_steps(self.bench.config, self.bench.device):
+                    out = method.update(next(batches))
                 bad = [n for n, v in out.items() if not math.isfinite(v)]
                 if bad:
                     raise Diverged(f"diverged: seed {self.seed}, S {s}, task {k}, step {i + 1}: "

@@ -67,6 +67,10 @@ class Protocol:
                                     "(default: every seen task; e.g. [1] for 000 Table 2)")
     cache_dir: str = knob("", "where trained evaluation networks and generated data are cached (default: "
                           "$CLSWEEP_CACHE_DIR or ~/.cache/clsweep)")
+    precision: str = knob("fp32", "training steps under autocast: fp32 (off) or bf16; evaluation stays fp32 "
+                          "(trainables.acceleration)", choices=("fp32", "bf16"))
+    tf32: bool = knob(False, "TF32 matmuls and cuDNN convolutions in the training steps (CUDA only)")
+    channels_last: bool = knob(False, "convolution weights stored channels-last (the image UNet; for GPUs)")
 
 
 def cache_dir(config: Protocol) -> Path:
