@@ -7,6 +7,8 @@ included. The policy is untrained, so every episode runs the full ``max_episode_
 both modes. Both modes run in this one process, side by side, so their ratio is what to read.
 
     .venv/bin/python scripts/bench_cw_rollouts.py [--preset cw_mini] [--rollouts 10] [--demos 20] [--workers 2]
+
+``throughput`` is what ``scripts/bench.py`` (section evaluation, full mode) calls.
 """
 
 from __future__ import annotations
@@ -17,13 +19,9 @@ import time
 import click
 
 
-@click.command()
-@click.option("--preset", default="cw_mini", show_default=True)
-@click.option("--rollouts", default=10, show_default=True, help="K, evaluation episodes of the task")
-@click.option("--demos", default=20, show_default=True, help="expert episodes per demo measurement")
-@click.option("--workers", default=2, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-def main(preset: str, rollouts: int, demos: int, workers: int, device: str) -> None:
+def throughput(preset: str, rollouts: int, demos: int, workers: int, device: str) -> list[tuple[str, float, str]]:
+    """(measurement, value, unit) rows: demos/s per worker count, policy steps/s batched and one at a time,
+    their ratio, and the environment alone."""
     import numpy as np
     import torch
 
@@ -66,6 +64,19 @@ def main(preset: str, rollouts: int, demos: int, workers: int, device: str) -> N
             env.step(np.zeros((rollouts, 4)))
         rows.append(("environment alone (zero actions)", rollouts * mw.MAX_STEPS / (time.perf_counter() - start),
                      "env steps/s"))
+    return rows
+
+
+@click.command()
+@click.option("--preset", default="cw_mini", show_default=True)
+@click.option("--rollouts", default=10, show_default=True, help="K, evaluation episodes of the task")
+@click.option("--demos", default=20, show_default=True, help="expert episodes per demo measurement")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def main(preset: str, rollouts: int, demos: int, workers: int, device: str) -> None:
+    import torch
+
+    rows = throughput(preset, rollouts, demos, workers, device)
     print(f"device {device}, torch threads {torch.get_num_threads()}\n")
     print("| measurement | value | unit |\n|---|---|---|")
     for name, value, unit in rows:

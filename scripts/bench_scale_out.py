@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import tempfile
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import click
 import numpy as np
-import yaml
 
 
 def _mib(n: int) -> str:
@@ -103,29 +101,31 @@ def resume_against_rerun(steps: int) -> None:
     print(f"| load the checkpoint, train task 5 | {resumed:.1f} | {resumed / rerun:.2f} |")
 
 
+def seed_space(steps: int, num_tasks: int, seeds: list[int], lrs: int = 1) -> dict:
+    """A finetune space on split_digits_diffusion (laptop) of ``lrs`` configurations (1: lr 1e-3; more: lr
+    drawn from a range, so no two are twins) over ``seeds``."""
+    lr = 1e-3 if lrs == 1 else {"loguniform": [5e-4, 2e-3]}
+    return {"name": "bench", "benchmark": {"name": "split_digits_diffusion", "steps_per_task": steps,
+                                           "num_tasks": num_tasks},
+            "seeds": list(seeds), "objective": {"metric": "fd"},
+            "budget": {"num_samples": lrs, "max_concurrent": lrs}, "methods": {"finetune": {"lr": lr}}}
+
+
+def timed_sweep(space: dict, args: list[str]) -> tuple[list[float], float]:
+    """(each trial's time_total_s, the sweep's wall seconds) of one ``orchestrate sweep``."""
+    from bench.common import run_sweep
+
+    run = run_sweep(space, args)
+    return [t["last"]["time_total_s"] for t in run.trials], run.wall
+
+
 def seeds_parallel_against_sequential(steps: int) -> None:
-    from click.testing import CliRunner
-
-    from orchestrator.cli import main
-
-    space = {"name": "bench", "benchmark": {"name": "split_digits_diffusion", "steps_per_task": steps,
-                                            "num_tasks": 3},
-             "seeds": [0, 1, 2, 3], "objective": {"metric": "fd"},
-             "budget": {"num_samples": 1, "max_concurrent": 1}, "methods": {"finetune": {"lr": 1e-3}}}
+    space = seed_space(steps, 3, [0, 1, 2, 3])
     rows = {}
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "space.yaml"
-        path.write_text(yaml.safe_dump(space))
-        for label, args in (("in sequence, one trial of 2 CPUs", ["--cpus-per-trial", "2"]),
-                            ("in parallel, 4 actors of 0.5 CPU", ["--seeds-parallel", "--cpus-per-seed", "0.5"])):
-            runs = Path(folder) / label.split(",")[0].replace(" ", "_")
-            start = time.perf_counter()
-            out = CliRunner().invoke(main, ["sweep", "--space", str(path), "--runs-dir", str(runs), *args])
-            wall = time.perf_counter() - start
-            assert out.exit_code == 0, out.output
-            (result,) = (runs / "bench" / "ray").glob("*/result.json")
-            trial_s = json.loads(result.read_text().splitlines()[-1])["time_total_s"]
-            rows[label] = (trial_s, wall)
+    for label, args in (("in sequence, one trial of 2 CPUs", ["--cpus-per-trial", "2"]),
+                        ("in parallel, 4 actors of 0.5 CPU", ["--seeds-parallel", "--cpus-per-seed", "0.5"])):
+        (trial_s,), wall = timed_sweep(space, args)
+        rows[label] = (trial_s, wall)
     base = next(iter(rows.values()))[0]
     print("\n| finetune, 4 seeds x 3 tasks, 2 CPU slots | trial seconds | sweep seconds | trial ratio |")
     print("| --- | ---: | ---: | ---: |")

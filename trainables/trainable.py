@@ -95,6 +95,8 @@ class Trial:
         self.context = {"benchmark": config.benchmark, "num_tasks": self.num_tasks, **(context or {})}
         self.records: list[Record] = []
         self.done = 0
+        self._csv: list[str] = []  # records.csv as text, in pieces: records[:_csv_rows] already written
+        self._csv_rows = 0
 
     def run_task(self, k: int) -> list[list[Record]]:
         return [seed_task(run.seed, k, run.run_task, k) for run in self.runs]
@@ -116,9 +118,18 @@ class Trial:
     def close(self) -> None:
         """Release what the seeds' runs hold outside this process (nothing for local runs)."""
 
+    def records_csv(self) -> str:
+        """All records so far as records.csv's text; only the records added since the last call are
+        serialised (a report after task k would otherwise re-serialise every earlier task's records)."""
+        new = self.records[self._csv_rows:]
+        if new or not self._csv:
+            self._csv.append(to_frame(new, **self.context).to_csv(index=False, header=not self._csv))
+            self._csv_rows = len(self.records)
+        return "".join(self._csv)
+
     def save(self, folder: Path) -> None:
         """Records so far (records.csv) and every seed's full state (seed<S>.state) into ``folder``."""
-        self.frame().to_csv(folder / "records.csv", index=False)
+        (folder / "records.csv").write_text(self.records_csv(), encoding="utf-8")
         for run in self.runs:
             (folder / f"seed{run.seed}.state").write_bytes(run.state())
 
@@ -126,6 +137,7 @@ class Trial:
         """Continue from ``save``'s folder: the next task is the one after the saved one."""
         frame = read_csv(folder / "records.csv")
         self.records = [Record(*row) for row in frame[list(COLUMNS)].itertuples(index=False)]
+        self._csv, self._csv_rows = [], 0
         for run in self.runs:
             run.load_state((folder / f"seed{run.seed}.state").read_bytes())
         self.done = int(frame["train_task"].max()) if len(frame) else 0
