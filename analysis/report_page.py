@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis.directions import higher_is_better as direction
 from analysis.load import Source
+from analysis.table import is_step_grid
 from analysis.render import _plain, plain_table
 from analysis.report import (eval_metrics, method_table, reconvergence_cells, reconvergence_table,
                              render_table, selected_records)
@@ -101,6 +102,10 @@ def build(source: Source, folder: Path) -> list[Path]:
                  f"<a href='table_{metric}.tex'>table_{metric}.tex</a></p>"]
     for metric, higher in metrics:
         records = selected_records(source, metric, higher)
+        if is_step_grid(source.records, metric):  # 003's protocol: step is S, so no stream to plot or re-converge on
+            md_part, html_part = _step_grid_figure(records, metric, higher, source.num_tasks, folder)
+            md, html, written = md + md_part, html + html_part, written + [folder / f"steps_{metric}.png"]
+            continue
         curve, heat = f"task1_{metric}.png", f"heatmap_{metric}.png"
         save(task_curves(records, metric, task=1), folder / curve)
         save(result_heatmaps(records, metric), folder / heat)
@@ -124,3 +129,20 @@ def build(source: Source, folder: Path) -> list[Path]:
     write("report.md", "\n".join(md))
     write("report.html", "\n".join(html))
     return written
+
+
+def _step_grid_figure(records: pd.DataFrame, metric: str, higher: bool, num_tasks: int | None,
+                      folder: Path) -> tuple[list[str], list[str]]:
+    """(markdown, html) of an S-grid metric (003 Figure 2): the whole signal's ``metric`` after all tasks
+    against S per method; the table above has S = 1, best and S_max."""
+    from analysis.plots import save, step_grid_plot
+
+    curve = f"steps_{metric}.png"
+    save(step_grid_plot(records, metric, num_tasks), folder / curve)
+    data = base64.b64encode((folder / curve).read_bytes()).decode()
+    heading = f"{metric} ({'higher' if higher else 'lower'} is better)"
+    caption = (f"The whole signal's {metric} after all tasks against S, the test-time steps per task, seed "
+               "mean ± SE (003 Figure 2)")
+    return ([f"## {heading}\n", f"{caption}\n", f"![{curve}]({curve})\n"],
+            [f"<h2>{escape(heading)}</h2>", f"<p>{escape(caption)}</p>",
+             f"<p><img alt='{curve}' src='data:image/png;base64,{data}' style='max-width:640px;width:100%'></p>"])

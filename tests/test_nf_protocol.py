@@ -146,3 +146,18 @@ def test_a_sweeps_results_md_has_the_s_grid_columns(grid_records, tmp_path):
     row = table[table["method"] == "finetune"].iloc[0]
     assert f"{row['S=max']:.2f}" in md.split("| finetune |")[1].split("\n")[0]
     assert "S=1" in paths["tex"].read_text()
+
+
+def test_the_report_of_an_s_grid_sweep_draws_psnr_against_s(grid_records, tmp_path):
+    """An S-grid sweep's report: the S-grid table and 003 Figure 2, not task curves over a stream whose step
+    is S (which would mix the runs of every S)."""
+    from analysis.load import Source
+    from analysis.report import build_report
+
+    files = build_report(Source(records=grid_records, seeds=[0, 1], objective={"metric": "psnr", "mode": "max"}),
+                         tmp_path / "report")
+    names = {f.name for f in files}
+    assert {"steps_psnr.png", "steps_mse.png", "report.md", "report.html"} <= names
+    assert not any(n.startswith(("task1_", "reconvergence_")) for n in names)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| method | seeds | best_S | S=1 | best | S=max |" in md and "(003 Figure 2)" in md
