@@ -167,9 +167,11 @@ def ui(name, runs_dir, port, host, open_browser) -> None:
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the device of the sweep's trials, "
               "the CPU when no GPU is here)")
 @click.option("--rtol", default=1e-3, show_default=True, type=float, help="relative tolerance of values when "
-              "the sweep or the rerun ran on a GPU (on the CPU: identical)")
+              "the sweep or the rerun ran on a GPU (on the CPU: identical up to --ulps)")
 @click.option("--atol", default=1e-6, show_default=True, type=float, help="absolute tolerance, with --rtol")
-def rerun_(name, config_id, seed, runs_dir, device, rtol, atol) -> None:
+@click.option("--ulps", default=4, show_default=True, type=int, help="on the CPU, floats may differ by this many "
+              "units in the last place (BLAS reductions round by memory alignment); 0: bitwise")
+def rerun_(name, config_id, seed, runs_dir, device, rtol, atol, ulps) -> None:
     """Run one seed of a configuration again from the sweep's manifest, without Ray, and compare its
     records with the stored ones: exit 0 when they match, 1 with the first differing record."""
     from orchestrator.rerun import rerun
@@ -177,7 +179,9 @@ def rerun_(name, config_id, seed, runs_dir, device, rtol, atol) -> None:
     try:
         if rtol < 0 or atol < 0:
             raise InputError(f"--rtol/--atol: {rtol}/{atol} is not allowed; allowed: numbers >= 0")
-        code = rerun(name, runs_dir, config_id, seed, click.echo, device, rtol, atol)
+        if ulps < 0:
+            raise InputError(f"--ulps: {ulps} is not allowed; allowed: an integer >= 0")
+        code = rerun(name, runs_dir, config_id, seed, click.echo, device, rtol, atol, ulps)
     except InputError as e:
         fail(e)
     sys.exit(code)

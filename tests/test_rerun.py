@@ -106,6 +106,13 @@ def test_records_compare_exactly_on_the_cpu_and_within_the_tolerance_off_it():
     gpu = Tolerance(exact=False, rtol=1e-6, atol=0.0)  # |90.00005 - 90| = 5e-5 <= 1e-6 * 90 = 9e-5
     assert first_difference(stored, new, gpu) is None
     assert first_difference(stored, stored.assign(wall_time=0.0), Tolerance(exact=True)) is None
+    up = [100.0, float(np.nextafter(np.nextafter(90.0, 91), 91)), 0.5]  # 2 ulp above 90
+    assert first_difference(stored, stored.assign(value=up), Tolerance(exact=True, ulps=2)) is None
+    assert "differs in value" in first_difference(stored, stored.assign(value=up), Tolerance(exact=True, ulps=1))
+    from orchestrator.rerun import ulp_distance
+
+    assert list(ulp_distance(np.array([1.0, -1.0, 0.0, 1.0]), np.array([1.0, np.nextafter(-1.0, -2), -0.0, -1.0]))) == [
+        0, 1, 0, np.iinfo(np.int64).max]
     assert first_difference(stored, new, Tolerance(exact=True)).startswith("record 2 of 3 stored (3 rerun) differs "
                                                                            "in value:")
     off = first_difference(stored, new.assign(value=[100.0, 90.0002, 0.5]), gpu)  # 2e-4 > 9e-5
@@ -121,7 +128,8 @@ def test_rerun_of_a_stored_seed_matches_exactly(finished_sweep):
     stored = read_csv(folder / "records" / f"{config}.csv")
     result = _rerun(folder.parent, "--config", config, "--seed", "1")
     assert result.exit_code == 0, result.output
-    assert f"match: {int((stored['seed'] == 1).sum())} records of seed 1 (identical records)" in result.output
+    assert (f"match: {int((stored['seed'] == 1).sum())} records of seed 1 (identical records up to 4 ulp in a value; "
+            "all bitwise equal)") in result.output
 
 
 def test_rerun_names_the_first_record_that_differs(finished_sweep, tmp_path):
@@ -132,10 +140,13 @@ def test_rerun_names_the_first_record_that_differs(finished_sweep, tmp_path):
     seed0 = records.index[records["seed"] == 0]
     row = records.index[(records["seed"] == 0) & (records["metric"] == "fd") & (records["train_task"] == 2)][0]
     original = float(records.loc[row, "value"])
-    changed = float(np.nextafter(original, np.inf))  # one ulp: only an exact comparison sees it
+    changed = float(np.nextafter(original, np.inf))  # one ulp: only a bitwise comparison (--ulps 0) sees it
     records.loc[row, "value"] = changed
     records.to_csv(path, index=False)
-    result = _rerun(folder.parent, "--config", config, "--seed", "0")
+    allowed = _rerun(folder.parent, "--config", config, "--seed", "0")
+    assert allowed.exit_code == 0, allowed.output
+    assert "(identical records up to 4 ulp in a value; 1 value(s) not bitwise equal, at most 1 ulp off)" in allowed.output
+    result = _rerun(folder.parent, "--config", config, "--seed", "0", "--ulps", "0")
     assert result.exit_code == 1, result.output
     k = list(seed0).index(row) + 1
     assert f"record {k} of {len(seed0)} stored ({len(seed0)} rerun) differs in value:" in result.output
