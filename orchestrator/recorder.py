@@ -86,9 +86,10 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
             if sweep.config_ended(config_id, stage):
                 return
             records = pd.DataFrame()
-            if trial.checkpoint is not None:
+            if trial.checkpoint is not None:  # a checkpoint Ray could not restore may be gone: no records
                 with trial.checkpoint.as_directory() as folder:
-                    records = read_csv(Path(folder) / "records.csv")
+                    if (Path(folder) / "records.csv").exists():
+                        records = read_csv(Path(folder) / "records.csv")
             method, params = decode(trial.config)
             run = self._run(trial)
             tags = {"method": method, "benchmark": benchmark, "config_id": config_id, "stage": stage}

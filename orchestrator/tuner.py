@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 from dataclasses import dataclass
 
 from orchestrator.objectives import prefix
@@ -176,6 +177,12 @@ def run_tuner(space: Space, sweep: SweepDir, resources: Resources, recorder, res
     folder = sweep.confirm_ray_dir if stage == "confirm" else sweep.ray_dir
     try:
         if restore:
+            from orchestrator.restore_repair import fill_missing_predecessors
+
+            for copy in fill_missing_predecessors(folder, lambda c: sweep.config_ended(c, stage)):
+                print(f"note: Ray's saved state may name {copy.name} of {copy.parent.name}, which Ray had already "
+                      "replaced: recreated from the newest checkpoint, so the trial continues after its newest "
+                      "saved task", file=sys.stderr)
             tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
         elif stage == "confirm":

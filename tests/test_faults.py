@@ -74,7 +74,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
 
 
 def test_a_damaged_checkpoint_reruns_its_configuration_from_the_start(tmp_path):
-    space, runs, folder, driver = one_long_configuration(tmp_path, steps=400)
+    space, runs, folder, driver = one_long_configuration(tmp_path, steps=200)
     wait_for(lambda: checkpoints(folder), driver)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=60)
@@ -101,3 +101,33 @@ def test_a_start_killed_before_it_saved_its_state_can_start_again(tmp_path):
     log = sorted(tmp_path.glob("driver-*.log"))[-1].read_text()
     assert "left by a start that was killed before it finished" in log
     assert [m["status"] for m in ended(runs / "faults")] == ["finished"]
+
+
+def test_a_restore_gets_back_the_checkpoint_rays_state_may_name(tmp_path):
+    """Ray deletes checkpoint k−1 once k is written and saves its state every ~2 s: for an unfinished
+    configuration the missing k−1 is recreated from k before a restore; an ended one, a trial without
+    checkpoints and a first checkpoint are left alone. A confirmation trial counts as its configuration."""
+    from orchestrator.restore_repair import fill_missing_predecessors
+
+    def trial(name: str, indices, params=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "params.json").write_text(json.dumps(params or {"method": "finetune"}))
+        for i in indices:
+            (folder / f"checkpoint_{i:06d}").mkdir()
+            (folder / f"checkpoint_{i:06d}" / "records.csv").write_text(f"task {i + 1}\n")
+        return folder
+
+    running = trial("tune_trainable_aaaa1111_1_method=finetune", [2])
+    done = trial("tune_trainable_bbbb2222_2_method=finetune", [3])
+    first = trial("tune_trainable_cccc3333_3_method=finetune", [0])
+    confirm = trial("tune_trainable_cfc03_00000_0_x", [1], {"confirm_of": "dddd4444"})
+    ended_confirm = trial("tune_trainable_cfc03_00001_1_x", [1], {"confirm_of": "bbbb2222"})
+    trial("tune_trainable_eeee5555_5_method=finetune", [])
+    made = fill_missing_predecessors(tmp_path, lambda config: config == "bbbb2222")
+    assert made == [running / "checkpoint_000001", confirm / "checkpoint_000000"]
+    assert (running / "checkpoint_000001" / "records.csv").read_text() == "task 3\n"  # the newest, copied
+    assert not (done / "checkpoint_000002").exists() and not (ended_confirm / "checkpoint_000000").exists()
+    assert sorted(p.name for p in first.iterdir()) == ["checkpoint_000000", "params.json"]
+    assert fill_missing_predecessors(tmp_path, lambda config: False) == [done / "checkpoint_000002",
+                                                                         ended_confirm / "checkpoint_000000"]
