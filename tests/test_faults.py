@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import json
 import signal
+import time
 
 import pytest
 import yaml
@@ -74,8 +75,9 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
 
 
 def test_a_damaged_checkpoint_reruns_its_configuration_from_the_start(tmp_path):
-    space, runs, folder, driver = one_long_configuration(tmp_path, steps=200)
+    space, runs, folder, driver = one_long_configuration(tmp_path, steps=300)
     wait_for(lambda: checkpoints(folder), driver)
+    time.sleep(4)  # Ray saves its state every 2 s: let it name the checkpoint, or the resume starts afresh
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=60)
     reap_leftovers(SweepDir(runs, "faults"))  # the orphaned trial would go on writing checkpoints
