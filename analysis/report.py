@@ -14,7 +14,8 @@ from analysis.directions import higher_is_better as direction
 from analysis.load import Source
 from analysis.reconverge import SEED_COLUMNS
 from analysis.render import format_mean_se, to_csv, to_html, to_latex, to_markdown
-from analysis.table import GRID_SCORES, add_step_grid, best_configs, per_seed_scores, select, summarize
+from analysis.step_grid_table import GRID_SCORES, add_step_grid
+from analysis.table import best_configs, per_seed_scores, select, summarize
 from core import stats as S
 from core.errors import InputError
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.directions import higher_is_better as direction
 from analysis.load import Source
-from analysis.table import is_step_grid
+from analysis.step_grid_table import is_step_grid
 from analysis.render import _plain, plain_table
 from analysis.report import (eval_metrics, method_table, reconvergence_cells, reconvergence_table,
                              render_table, selected_records)
@@ -135,7 +135,8 @@ def _step_grid_figure(records: pd.DataFrame, metric: str, higher: bool, num_task
                       folder: Path) -> tuple[list[str], list[str]]:
     """(markdown, html) of an S-grid metric (003 Figure 2): the whole signal's ``metric`` after all tasks
     against S per method; the table above has S = 1, best and S_max."""
-    from analysis.plots import save, step_grid_plot
+    from analysis.plots import save
+    from analysis.step_grid_plot import step_grid_plot
 
     curve = f"steps_{metric}.png"
     save(step_grid_plot(records, metric, num_tasks), folder / curve)

@@ -100,7 +100,7 @@ def sweep(space, resume_name, name, overrides, cpus_per_trial, gpus_per_trial, a
 @click.option("--device", default="auto", show_default=True)
 def run(method, benchmark, preset, seeds, overrides, metric, out, device) -> None:
     """Run one configuration without Ray (for debugging); print per-task objectives."""
-    from orchestrator.space_file import split_run_overrides
+    from orchestrator.space_overrides import split_run_overrides
     from trainables.loop import Diverged
     from trainables.trainable import TrialConfig, run_configuration
 

@@ -184,8 +184,9 @@ def plot(sweep_name, records_file, runs_dir, tracking_uri, metric, mode, kind, t
     """curves (default): task J's metric over steps per method (seed mean ± SE, task transitions dashed;
     000 Figure 2), and the R[k, j] heat map per method next to it (FILE_heatmap.png). profile: rliable's
     performance profiles of a score (fraction of seeds above τ, 95% stratified-bootstrap bands)."""
-    from analysis.plots import performance_profiles, result_heatmaps, save, step_grid_plot, task_curves
-    from analysis.table import is_step_grid
+    from analysis.plots import performance_profiles, result_heatmaps, save, task_curves
+    from analysis.step_grid_plot import step_grid_plot
+    from analysis.step_grid_table import is_step_grid
     from analysis.report import profile_scores, score_directions, selected_records
 
     path = Path(out)

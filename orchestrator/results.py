@@ -16,7 +16,7 @@ from analysis.load import Source
 from analysis.render import to_latex, to_markdown
 from analysis.report import SCORES, method_table, score_directions
 from analysis.stages import staged
-from analysis.table import GRID_SCORES
+from analysis.step_grid_table import GRID_SCORES
 from orchestrator.spaces import Space
 from orchestrator.storage import mlflow_uri
 from orchestrator.sweep_dir import SweepDir

@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from core.errors import InputError
-from orchestrator.space_file import (SEED_MAX, Dumper, SpaceError, apply_override, builtin_spaces, check_document,
-                                     one_line, parse_yaml, read_document, short)
+from orchestrator.space_file import (SEED_MAX, Dumper, SpaceError, builtin_spaces, check_document, one_line, parse_yaml,
+                                     read_document, short)
+from orchestrator.space_overrides import apply_override
 from orchestrator.space_selection import Confirm, Objective, Protocol, confirm, objectives, protocol
 from trainables.benchmarks import BENCHMARKS
 from trainables.build import benchmark_config, method_params

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from analysis.table import step_grid_summary
+from analysis.step_grid_table import step_grid_summary
 from core.records import validate
 from orchestrator.cli import main
 from trainables.build import configure, make_benchmark, make_run, method_params

@@ -97,7 +97,7 @@ def test_seed_manifest_reports_the_permutations_a_seed_trains_on():
 def test_records_compare_exactly_on_the_cpu_and_within_the_tolerance_off_it():
     import pandas as pd
 
-    from orchestrator.rerun import Tolerance, first_difference
+    from orchestrator.record_compare import Tolerance, first_difference
 
     stored = pd.DataFrame({"method": ["ewc"] * 3, "seed": [0] * 3, "step": [5, 10, 10], "train_task": [1, 1, 1],
                            "eval_task": [1, 1, 1], "metric": ["fd", "fd", "gen_acc"], "value": [100.0, 90.0, 0.5],
@@ -109,7 +109,7 @@ def test_records_compare_exactly_on_the_cpu_and_within_the_tolerance_off_it():
     up = [100.0, float(np.nextafter(np.nextafter(90.0, 91), 91)), 0.5]  # 2 ulp above 90
     assert first_difference(stored, stored.assign(value=up), Tolerance(exact=True, ulps=2)) is None
     assert "differs in value" in first_difference(stored, stored.assign(value=up), Tolerance(exact=True, ulps=1))
-    from orchestrator.rerun import ulp_distance
+    from orchestrator.record_compare import ulp_distance
 
     assert list(ulp_distance(np.array([1.0, -1.0, 0.0, 1.0]), np.array([1.0, np.nextafter(-1.0, -2), -0.0, -1.0]))) == [
         0, 1, 0, np.iinfo(np.int64).max]
