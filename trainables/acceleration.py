@@ -23,12 +23,13 @@ from typing import Iterator
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16")
-
-
 @contextmanager
 def training_steps(config, device: torch.device) -> Iterator[None]:
-    """The context of a training step under ``config``'s ``precision`` and ``tf32`` settings."""
+    """The context of a training step under ``config``'s ``precision`` and ``tf32`` settings (nothing at all
+    when both are off: it wraps every step of the loop)."""
+    if config.precision == "fp32" and not config.tf32:
+        yield
+        return
     matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     if config.tf32:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
