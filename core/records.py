@@ -3,9 +3,10 @@
 Each record is one value of one metric of one evaluated task at one global step:
 ``method, seed, step, train_task, eval_task, metric, value``; tasks are numbered from 1, ``step`` counts
 optimizer updates from the start of the stream. Context columns (config_id, benchmark, sweep,
-num_tasks, the length of the stream the run was meant to train on, and stage: ``search`` for the runs a
-sweep selects on, ``confirm`` for the reruns of its best configurations on fresh seeds; records without
-the column are search records) are added by whoever knows them.
+num_tasks, the length of the stream the run was meant to train on, stage: ``search`` for the runs a
+sweep selects on, ``confirm`` for the reruns of its best configurations on fresh seeds (records without
+the column are search records), and data: which data source the run read, where a benchmark has several)
+are added by whoever knows them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Iterable
 import pandas as pd
 
 COLUMNS = ("method", "seed", "step", "train_task", "eval_task", "metric", "value")
-# num_tasks: the stream's length; stage: "search" (selection) or "confirm" (a rerun on fresh seeds)
-CONTEXT_COLUMNS = ("config_id", "benchmark", "sweep", "num_tasks", "stage")
+# num_tasks: the stream's length; stage: "search" (selection) or "confirm" (a rerun on fresh seeds); data: the
+# data source where a benchmark reads one of several (Benchmark.data_source, e.g. MNIST's embedded 5,000)
+CONTEXT_COLUMNS = ("config_id", "benchmark", "sweep", "num_tasks", "stage", "data")
 STAGES = ("search", "confirm")
 DTYPES = {"method": "string", "seed": "int64", "step": "int64", "train_task": "int64",
           "eval_task": "int64", "metric": "string", "value": "float64"}
@@ -58,7 +60,7 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-TEXT_COLUMNS = ("method", "metric", "config_id", "benchmark", "sweep", "stage")
+TEXT_COLUMNS = ("method", "metric", "config_id", "benchmark", "sweep", "stage", "data")
 
 
 def read_csv(path) -> pd.DataFrame:

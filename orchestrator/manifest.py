@@ -46,6 +46,7 @@ def trial_runtime(options) -> dict[str, Any]:
 def build(space, options) -> dict[str, Any]:
     """The manifest of a sweep of ``space`` started with ``options`` (``sweep.SweepOptions``)."""
     from orchestrator.provenance import git_changes, git_commit, pip_freeze, torch_environment, versions
+    from trainables.benchmarks import get_benchmark
     from trainables.build import seeds_manifest
 
     commit = git_commit()
@@ -55,6 +56,7 @@ def build(space, options) -> dict[str, Any]:
             **({"git": git_changes()} if commit.endswith("-dirty") else {}),
             "versions": versions(), "pip_freeze": pip_freeze(), "torch": torch_environment(),
             "trial": trial_runtime(options), "benchmark": space.benchmark,
+            **({"data": data} if (data := get_benchmark(space.benchmark).data_source(space.bench_config)) else {}),
             "seeds": seeds_manifest(space.benchmark, search_config, space.seeds),
             **({"confirm_seeds": seeds_manifest(space.benchmark, space.bench_config, confirm.seeds)}
                if confirm is not None else {})}

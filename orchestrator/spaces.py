@@ -100,7 +100,7 @@ class Space:
     num_tasks: int = field(default=0)
     bench_config: Any = None  # the benchmark's typed Config
     directions: dict[str, bool] = field(default_factory=dict)  # metric -> higher is better
-    results_note: str = ""  # the benchmark's caveat under every results table
+    results_note: str = ""  # the data source and the benchmark's caveat, under every results title
     search_config: Any = None  # the Config the search runs on (held_out_stream; else bench_config)
     search_num_tasks: int = 0  # the tasks a search trial trains (first_tasks k; else the stream's)
 
@@ -179,7 +179,7 @@ def _validate(doc: dict) -> Space:
                  search_config=search_config, search_num_tasks=search_tasks,
                  num_tasks=config.num_tasks, bench_config=config,
                  directions={m: spec.higher_is_better for m, spec in bench_cls.metrics.items()},
-                 results_note=bench_cls.results_note)
+                 results_note=" ".join(n for n in (bench_cls.data_source(config), bench_cls.results_note) if n))
 
 
 def _mapping(doc: dict, key: str, where: str = "") -> dict:  # doc[key]: a mapping, or {} when absent or null

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core.records import COLUMNS, Record, read_csv, to_frame
 from core.stats import REDUCTIONS, reduce_tasks, seed_summary
+from trainables.benchmarks import get_benchmark
 from trainables.build import Configuration, configure, make_runs
 
 __all__ = ["REDUCTIONS", "Report", "SeedFailed", "Trial", "TrialConfig", "objective_value", "run_configuration", "run_trial"]
@@ -92,7 +93,9 @@ class Trial:
         self.config, self.runs = config, runs
         self.num_tasks = config.bench_config.num_tasks
         # the stream's length travels with the records: a run stopped early is incomplete to analysis
-        self.context = {"benchmark": config.benchmark, "num_tasks": self.num_tasks, **(context or {})}
+        data = get_benchmark(config.benchmark).data_source(config.bench_config)
+        self.context = {"benchmark": config.benchmark, "num_tasks": self.num_tasks,
+                        **({"data": data} if data else {}), **(context or {})}
         self.records: list[Record] = []
         self.done = 0
         self._csv: list[str] = []  # records.csv as text, in pieces: records[:_csv_rows] already written

@@ -151,6 +151,13 @@ class Benchmark:
         return tuple(m for m in self.metrics if m in names)  # the benchmark's order, each once
 
     @classmethod
+    def data_source(cls, config: Protocol) -> str:
+        """One line naming the data a run of ``config`` reads where a benchmark can read more than one
+        (e.g. the embedded 5,000 MNIST images or the user's full set); "" where there is one. It goes into
+        the records (column ``data``), the manifest and every results title."""
+        return ""
+
+    @classmethod
     def prepare(cls, config: Protocol) -> None:
         """Fill the on-disk data caches the runs will read (e.g. generated demonstrations); the orchestrator
         calls it once before trials start, so concurrent trials do not all generate the same data."""

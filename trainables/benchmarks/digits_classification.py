@@ -27,16 +27,33 @@ from trainables.benchmarks.digits import digits_split
 from trainables.params import knob
 
 
+INITS = ("torch", "xavier_uniform", "kaiming_normal")
+
+
 @dataclass(frozen=True)
-class DigitsClassificationConfig(Protocol):
+class OnlineClassificationConfig(Protocol):
+    """002's online protocol, shared by the digit and the MNIST streams."""
+
     steps_per_task: int = knob(1_000_000, "at most this many steps per task (the single-pass stream "
                                "usually ends first)", low=1)
     batch_size: int = knob(10, "samples per batch (002: 10)", low=1)
     eval_every: int = knob(50, "evaluate every seen task every this many steps", low=1)
     epochs: int = knob(1, "passes over each task's stream (002's online protocol: 1)", low=1)
     hidden: list = knob([100, 100], "hidden widths of the ReLU MLP (002: 2×100)")
+    init: str = knob("torch", "initialisation of the MLP's linear layers: torch (PyTorch's default), "
+                     "xavier_uniform (GEM's MLP, also MER's; zero biases) or kaiming_normal (La-MAML's learner; zero "
+                     "biases)", choices=INITS)
+
+
+@dataclass(frozen=True)
+class DigitsSplitKnobs:
     held_out_fraction: float = knob(0.2, "fraction of each class held out for evaluation", low=0.05, high=0.9)
     split_seed: int = knob(0, "seed of the train / held-out split (fixed across run seeds)")
+
+
+@dataclass(frozen=True)
+class DigitsClassificationConfig(OnlineClassificationConfig, DigitsSplitKnobs):
+    pass
 
 
 class DigitsClassification(Benchmark):
@@ -55,11 +72,16 @@ class DigitsClassification(Benchmark):
 
     def __init__(self, config, device="cpu") -> None:
         super().__init__(config, device)
-        images, labels, mask = digits_split(config.held_out_fraction, config.split_seed)
+        self.x_train, self.y_train, self.x_test, self.y_test = self.load_data()
+        self.tasks = self.make_tasks()
+
+    def load_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_train (N, D) float, y_train, x_test, y_test): scikit-learn's 8×8 digits in [0, 1], a fixed
+        stratified held-out split (the MNIST streams override it)."""
+        images, labels, mask = digits_split(self.config.held_out_fraction, self.config.split_seed)
         x = torch.tensor(images.reshape(len(labels), 64) / 16.0, dtype=torch.float32)
         y = torch.tensor(labels, dtype=torch.int64)
-        self.x_train, self.y_train, self.x_test, self.y_test = x[~mask], y[~mask], x[mask], y[mask]
-        self.tasks = self.make_tasks()
+        return x[~mask], y[~mask], x[mask], y[mask]
 
     # -- what the two streams define ----------------------------------------------------------------------
     def make_tasks(self) -> list[Task]:
@@ -78,11 +100,18 @@ class DigitsClassification(Benchmark):
 
     # -- the benchmark interface --------------------------------------------------------------------------
     def make_model(self) -> nn.Module:
-        layers, width = [], 64
+        layers, width = [], self.x_train.shape[1]
         for h in self.config.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
-        return nn.Sequential(*layers, nn.Linear(width, self.num_outputs())).to(self.device)
+        model = nn.Sequential(*layers, nn.Linear(width, self.num_outputs()))
+        if self.config.init != "torch":
+            fill = nn.init.xavier_uniform_ if self.config.init == "xavier_uniform" else nn.init.kaiming_normal_
+            for layer in model:
+                if isinstance(layer, nn.Linear):
+                    fill(layer.weight)
+                    nn.init.zeros_(layer.bias)
+        return model.to(self.device)
 
     def _batch(self, task: Task, x: torch.Tensor, y: torch.Tensor) -> Batch:
         return {"x": x.to(self.device), "y": y.to(self.device),
@@ -127,10 +156,15 @@ class DigitsClassification(Benchmark):
 
 
 @dataclass(frozen=True)
-class PermutedDigitsConfig(DigitsClassificationConfig):
+class PermutationKnobs:
     num_tasks: int = knob(20, "number of permutations (002: 20; many permutations: 100)", low=1)
     permutation_seed: int | None = knob(None, "seed of the tasks' pixel permutations (default: the run's "
                                         "seed, so every seed sees its own permutations)")
+
+
+@dataclass(frozen=True)
+class PermutedDigitsConfig(DigitsClassificationConfig, PermutationKnobs):
+    pass
 
 
 class PermutedDigits(DigitsClassification):
@@ -149,7 +183,7 @@ class PermutedDigits(DigitsClassification):
 
     def draw_permutations(self, seed: int) -> list[torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
-        return [torch.randperm(64, generator=g) for _ in range(self.config.num_tasks)]
+        return [torch.randperm(self.x_train.shape[1], generator=g) for _ in range(self.config.num_tasks)]
 
     def for_seed(self, seed: int) -> "PermutedDigits":
         if self.config.permutation_seed is not None:
@@ -164,11 +198,16 @@ class PermutedDigits(DigitsClassification):
 
 
 @dataclass(frozen=True)
-class SplitDigitsConfig(DigitsClassificationConfig):
+class SplitKnobs:
     num_tasks: int = knob(5, "number of tasks", low=1)
     classes_per_task: int = knob(2, "classes per task", low=1)
     scenario: str = knob("task", "task: one head per task (task-incremental); class: one shared head "
                          "(class-incremental)", choices=("task", "class"))
+
+
+@dataclass(frozen=True)
+class SplitDigitsConfig(DigitsClassificationConfig, SplitKnobs):
+    pass
 
 
 class SplitDigits(DigitsClassification):
