@@ -270,3 +270,26 @@ def probability_of_improvement(x: Iterable[float], y: Iterable[float], higher_is
     if not higher_is_better:
         a, b = -a, -b
     return float(metrics.probability_of_improvement(a, b))
+
+
+def reproduction_bound(paper_sd: float, paper_n: int, ours_sd: float, ours_n: int, points: float = 2.0,
+                       se_factor: float = 2.0) -> float:
+    """How far our mean may lie from a paper's and still reproduce it: max(points, se_factor ·
+    sqrt(sd_paper²/n_paper + sd_ours²/n_ours)), the standard error of the difference of two independent
+    means (issue 20's rule; n_paper = n_ours = n gives its 2·sqrt(SD²_paper/n + SD²_ours/n)). An unknown
+    spread (NaN: the paper gives none, or one seed of ours) counts as 0, so only ``points`` remains."""
+    terms = [s * s / n for s, n in ((paper_sd, paper_n), (ours_sd, ours_n)) if n and math.isfinite(s)]
+    return max(points, se_factor * math.sqrt(sum(terms)))
+
+
+def rank_agreement(x: Iterable[float], y: Iterable[float]) -> float:
+    """Kendall's τ-b between two rankings of the same items (scipy.stats.kendalltau): 1 the same order,
+    −1 reversed; NaN with fewer than 2 items, a NaN value, or a side whose values are all equal."""
+    from scipy import stats
+
+    a, b = _array(x), _array(y)
+    if a.size != b.size:
+        raise ValueError(f"rank_agreement: {a.size} values against {b.size}")
+    if a.size < 2 or np.isnan(a).any() or np.isnan(b).any() or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan
+    return float(stats.kendalltau(a, b).statistic)

@@ -14,7 +14,8 @@ import click
 
 from core.errors import InputError
 from orchestrator.cli_analysis import compare, plot, reconvergence, report, table
-from orchestrator.cli_io import fail
+from orchestrator.cli_io import fail, run_options
+from orchestrator.cli_reproduce import reproduce
 
 
 @click.group()
@@ -22,7 +23,7 @@ def main() -> None:
     """Sweep hyper-parameters and seeds of continual-learning methods; compare them across seeds."""
 
 
-for command in (table, compare, reconvergence, plot, report):
+for command in (table, compare, reconvergence, plot, report, reproduce):
     main.add_command(command)
 
 
@@ -32,22 +33,7 @@ for command in (table, compare, reconvergence, plot, report):
 @click.option("--name", help="sweep name (default: the space's name); results go to runs/NAME/")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a space entry, e.g. benchmark.steps_per_task=50 or methods.ewc.lam=100")
-@click.option("--cpus-per-trial", default=1.0, show_default=True, type=float)
-@click.option("--gpus-per-trial", default=0.0, show_default=True, type=float, help="fractions share a GPU")
-@click.option("--address", default=None, help="an existing Ray cluster: host:port, ray://host:port or auto "
-              "(default: start a local one)")
-@click.option("--tracking-uri", default=None, help="an MLflow server, e.g. http://user:password@host:5000 (default: "
-              "runs/NAME/mlflow.db); a password is never saved: repeat it on --resume")
-@click.option("--optuna-storage", default=None, help="an Optuna RDB URL shared by a team, e.g. "
-              "postgresql://user:password@host:5432/db (default: runs/NAME/optuna.journal); repeat it on --resume")
-@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--max-failures", default=2, show_default=True, type=int,
-              help="retries of a trial whose worker died, each from its last checkpoint")
-@click.option("--seeds-parallel/--no-seeds-parallel", default=False, show_default=True,
-              help="run each seed of a configuration in its own Ray actor")
-@click.option("--cpus-per-seed", default=1.0, show_default=True, type=float, help="with --seeds-parallel")
-@click.option("--gpus-per-seed", default=0.0, show_default=True, type=float, help="with --seeds-parallel")
+@run_options
 def sweep(space, resume_name, name, overrides, cpus_per_trial, gpus_per_trial, address, tracking_uri,
           optuna_storage, runs_dir, device, max_failures, seeds_parallel, cpus_per_seed, gpus_per_seed) -> None:
     """Run an Optuna search over Ray Tune; every configuration over all the space's seeds."""
@@ -131,9 +117,10 @@ def run(method, benchmark, preset, seeds, overrides, metric, out, device) -> Non
 
 
 @main.command(name="list")
-@click.argument("what", type=click.Choice(["methods", "benchmarks", "spaces"]))
+@click.argument("what", type=click.Choice(["methods", "benchmarks", "spaces", "reproductions"]))
 def list_(what) -> None:
-    """What exists: registered methods (with their knobs), benchmarks (with presets), built-in spaces."""
+    """What exists: registered methods (with their knobs), benchmarks (with presets), built-in spaces,
+    reproduction specs (orchestrate reproduce)."""
     from orchestrator.listing import describe
 
     for line in describe(what):

@@ -1,4 +1,5 @@
-"""`orchestrate list`: the registered methods and benchmarks with their knobs, and the built-in spaces."""
+"""`orchestrate list`: the registered methods and benchmarks with their knobs, the built-in spaces and the
+reproduction specs."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ import sys
 
 
 def describe(what: str) -> list[str]:
-    """Lines for ``what`` (methods, benchmarks or spaces); spaces are listed without importing torch."""
+    """Lines for ``what`` (methods, benchmarks, spaces or reproductions); spaces and reproductions are listed
+    without importing torch."""
     from orchestrator.space_file import builtin_spaces, parse_yaml
 
     if what == "spaces":
         return [f"{name}: {(parse_yaml(path.read_text()) or {}).get('description', '')}"
                 for name, path in sorted(builtin_spaces().items())]
+    if what == "reproductions":
+        from orchestrator.reproduction_spec import builtin_specs
+
+        docs = {name: parse_yaml(path.read_text()) or {} for name, path in builtin_specs().items()}
+        return [f"{name}: {doc.get('table', '')} ({str(doc.get('paper', '')).split(':')[0]}; columns "
+                f"{', '.join(c.get('name', '?') for c in doc.get('columns') or [])})" for name, doc in sorted(docs.items())]
     from trainables.benchmarks import BENCHMARKS
     from trainables.methods import METHODS
     from trainables.params import describe as knobs

@@ -107,7 +107,8 @@ def make_recorder(tracker: Tracker, parent: str, sweep: SweepDir, num_tasks: int
                     if k == "task" or k.startswith(("objective", "selection_"))}
             meta = {"config_id": config_id, "method": method, "params": params, "status": status,
                     "tasks_done": int(last.get("task", 0)), "error": error, "last_result": last,
-                    "objective": _finite(last.get("objective")), **(extra or {})}
+                    "objective": _finite(last.get("objective")),
+                    "seconds": (trial.last_result or {}).get("time_total_s"), **(extra or {})}
             if objectives > 1:
                 meta["objectives"] = [_finite(last.get(prefix(i))) for i in range(objectives)]
             if confirm:

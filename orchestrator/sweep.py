@@ -46,7 +46,11 @@ def prepare(space_arg: str, overrides: list[str], options: SweepOptions) -> tupl
     resources, and that the Ray cluster, the MLflow server and the Optuna storage answer."""
     if options.name is not None:
         check_name(options.name, "--name")
-    space = load(space_arg, overrides)
+    return prepare_space(load(space_arg, overrides), options)
+
+
+def prepare_space(space: Space, options: SweepOptions) -> tuple[Space, SweepDir]:
+    """``prepare`` for a space validated elsewhere (``orchestrate reproduce``'s columns)."""
     name = options.name or space.name
     check_name(name, "name")
     sweep = SweepDir(options.runs_dir, name)

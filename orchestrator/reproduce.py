@@ -1,0 +1,223 @@
+"""`orchestrate reproduce NAME`: a reproduction spec run as ordinary sweeps of fixed configurations (one per
+column, through the same Ray / Optuna / MLflow path as every sweep), then the paper's table next to ours.
+
+Sweep ``<name>-<column>`` per column in ``--runs-dir``; a column whose sweep already ended is read, not rerun,
+and one that was interrupted is resumed (finished configurations are never run again). The side-by-side
+table goes to stdout, to ``<runs-dir>/reproductions/<name>.md`` and ``.csv``, and to ``--out``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from core.errors import InputError
+from orchestrator.reproduction_spec import Column, Spec, column_space, needs_data
+from orchestrator.space_file import SpaceError
+from orchestrator.space_overrides import apply_override
+from orchestrator.spaces import Space, validate
+
+
+@dataclass(frozen=True)
+class Planned:
+    column: Column
+    sweep_name: str
+    space: Space | None  # None: the column needs data the user has not given (dry run only)
+    data_missing: str = ""
+
+
+def parse_seeds(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """'0-4' or '0,1,2' (or both: '0-2,7'); None: the spec's seeds."""
+    if text is None:
+        return default
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
+    except ValueError:
+        raise InputError(f"--seeds: {text!r} is not allowed; allowed: a range 0-4 or a list 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise InputError(f"--seeds: {text!r} is not allowed; allowed: distinct non-negative seeds, e.g. 0-4")
+    return tuple(seeds)
+
+
+def plan(spec: Spec, seeds: tuple[int, ...], overrides: list[str], prefix: str, dry_run: bool) -> list[Planned]:
+    """Every column's validated space; in a dry run, a column whose only problem is a data path the spec
+    leaves to the user is planned without one (and says so)."""
+    out = []
+    for column in spec.columns:
+        name = f"{prefix}-{column.name}"
+        doc = column_space(spec, column, seeds, name)
+        for item in overrides:
+            apply_override(doc, item)
+        _check_metrics(spec, column, doc["benchmark"].get("name"))
+        try:
+            out.append(Planned(column, name, validate(doc)))
+        except SpaceError as e:
+            if not (dry_run and needs_data(column, str(e))):
+                raise SpaceError(f"columns.{column.name}: {e}") from None
+            _methods_only(doc, column)
+            out.append(Planned(column, name, None, str(e)))
+    return out
+
+
+def _methods_only(doc: dict, column: Column) -> None:
+    """The methods and their params, validated without the benchmark (its data is not there)."""
+    from trainables.build import method_params
+
+    for method, params in doc["methods"].items():
+        try:
+            method_params(method, params)
+        except InputError as e:
+            raise SpaceError(f"columns.{column.name}: {e}") from None
+
+
+def _check_metrics(spec: Spec, column: Column, benchmark) -> None:
+    from trainables.benchmarks import BENCHMARKS
+
+    if benchmark not in BENCHMARKS:
+        return  # validate() names the unknown benchmark
+    metrics = BENCHMARKS[benchmark].metrics
+    for label, m in spec.metrics.items():
+        if m["metric"] not in metrics:
+            raise SpaceError(f"metrics.{label}.metric: {m['metric']!r} is not a metric of {benchmark} (column "
+                             f"{column.name}); allowed: {', '.join(metrics)}")
+
+
+def describe(spec: Spec, planned: list[Planned], seeds: tuple[int, ...]) -> list[str]:
+    """The plan of a dry run: per column its benchmark, data, methods and settings, and the estimated cost."""
+    from trainables.benchmarks import get_benchmark
+
+    lines = [f"{spec.name}: {spec.table}", f"paper: {spec.paper}",
+             f"seeds: {', '.join(map(str, seeds))} (paper: {spec.paper_seeds or 'not stated'}, ± is "
+             f"{spec.statistic.upper() if spec.statistic != 'none' else 'not given'})",
+             "metrics: " + ", ".join(f"{k} = {m['score']} {m['metric']} × {m['scale']:g}" for k, m in spec.metrics.items()),
+             f"verdict: reproduced when |ours − paper| <= max({spec.points:g}, {spec.se_factor:g}·sqrt(SD²_paper/n "
+             "+ SD²_ours/n))"]
+    if spec.requires:
+        lines.append(f"requires: {spec.requires.get('data', '')}{'; a GPU' if spec.requires.get('gpu') else ''}")
+    totals: dict[str, float] = {}
+    for p in planned:
+        bench = p.column.benchmark["name"]
+        if p.space is not None:
+            data = get_benchmark(bench).data_source(p.space.bench_config) or "built in"
+        else:
+            data = f"not given ({p.data_missing}); give it with --set"
+        lines += ["", f"column {p.column.name} ({p.column.title}): sweep {p.sweep_name}, benchmark {bench}, data: {data}"]
+        unit = p.column.estimate_unit
+        for method, m in p.column.methods.items():
+            cost = p.column.cost(method) * len(seeds)
+            totals[unit] = totals.get(unit, 0.0) + cost
+            params = ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "defaults"
+            lines.append(f"  {method}: {params}; est. {cost:.3g} {_unit(unit)}"
+                         f"{'' if m['paper'] else ' (no paper number: an extra row)'}")
+    lines.append("")
+    for unit, total in totals.items():
+        slots = max(p.column.max_concurrent for p in planned)
+        extra = f", about {total / slots:.0f} minutes of wall time on {slots} CPU slots" if unit.startswith("cpu") else ""
+        lines.append(f"estimated cost: {total:.3g} {_unit(unit)}{extra}")
+    return lines
+
+
+def _unit(unit: str) -> str:
+    return "core-minutes" if unit == "cpu_minutes_per_seed" else "GPU-hours"
+
+
+def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], prefix: str,
+        command: str) -> tuple[str, pd.DataFrame]:
+    """Run (or resume, or read) every column's sweep, then compare with the paper. Returns (markdown, rows)."""
+    from orchestrator import sweep as sw
+    from orchestrator.sweep_dir import SweepDir
+
+    started = time.monotonic()
+    for p in planned:  # every column's start is checked before any runs
+        folder = SweepDir(options.runs_dir, p.sweep_name)
+        if folder.started() and folder.space_yaml.read_text() != p.space.to_yaml():
+            raise InputError(f"--name: sweep {folder.path} exists with other settings (seeds, --set); pick "
+                             f"another --name than {prefix}")
+    for p in planned:
+        folder = SweepDir(options.runs_dir, p.sweep_name)
+        if folder.started() and len(folder.metas()) >= p.space.budget.num_samples:
+            print(f"{p.sweep_name}: ended earlier; read, not rerun", file=sys.stderr)
+            continue
+        if folder.started():
+            space, folder, state = sw.resume(p.sweep_name, replace(options, name=None))
+            sw.continue_sweep(space, folder, state)
+        else:
+            space, folder = sw.prepare_space(p.space, replace(options, name=p.sweep_name))
+            sw.start(space, folder, replace(options, name=p.sweep_name))
+    return report(spec, planned, options.runs_dir, seeds, command, time.monotonic() - started)
+
+
+def report(spec: Spec, planned: list[Planned], runs_dir: str, seeds: tuple[int, ...], command: str,
+           seconds: float) -> tuple[str, pd.DataFrame]:
+    from analysis import reproduction as R
+    from orchestrator.provenance import git_commit
+    from orchestrator.sweep_dir import SweepDir
+    from trainables.benchmarks import get_benchmark
+
+    labels = list(spec.metrics)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    doc = [f"# {spec.name}: {spec.table}", "", f"{spec.paper}.", "",
+           f"Generated by `{command}` on {when}, commit {git_commit()}; this invocation's wall time "
+           f"{seconds / 60:.1f} min. Ours: mean ± {spec.statistic.upper() if spec.statistic != 'none' else 'SD'} "
+           f"over seeds {', '.join(map(str, seeds))}; paper: {spec.paper_seeds or 'unstated'} seeds. Verdict: "
+           f"reproduced when |ours − paper| ≤ max({spec.points:g}, {spec.se_factor:g}·√(SD²_paper/n_paper + "
+           "SD²_ours/n_ours)).", ""]
+    frames = []
+    for p in planned:
+        folder = SweepDir(runs_dir, p.sweep_name)
+        metas = {m["method"]: m for m in folder.metas()}
+        records = folder.ended_records()
+        rows = R.compare_column(records, {m: v["paper"] for m, v in p.column.methods.items()}, spec.metrics,
+                                p.space.directions, list(seeds), p.space.num_tasks, spec.paper_seeds,
+                                spec.statistic, spec.points, spec.se_factor)
+        for method, meta in metas.items():  # a crashed or diverged configuration says so
+            if meta["status"] not in ("finished", "stopped"):
+                bad = rows["method"].eq(method) & rows["verdict"].eq("incomplete")
+                rows.loc[bad, "missing"] = meta["status"] + (f": {meta['error']}" if meta.get("error") else "")
+        rows.insert(0, "column", p.column.name)
+        frames.append(rows)
+        data = get_benchmark(p.space.benchmark).data_source(p.space.bench_config) or "built in"
+        doc += [f"## {p.column.title}", "",
+                f"Benchmark `{p.space.benchmark}` ({_settings(p.column.benchmark)}); data: {data}; sweep "
+                f"`{p.sweep_name}`.", "", R.to_markdown(rows, labels), R.summary_line(rows, labels) + ".", "",
+                "Wall time per method (its trial, all seeds in sequence): "
+                + ", ".join(f"{m} {_minutes(metas.get(m, {}).get('seconds'))}" for m in p.column.methods) + ".",
+                "", "Settings:", ""]
+        doc += [f"- `{m}`: {_settings(v['params']) or 'defaults'}. Source: {v['source'] or 'ours'}."
+                for m, v in p.column.methods.items()]
+        doc.append("")
+    if spec.notes:
+        doc += ["## Notes", ""] + [f"- {n}" for n in spec.notes] + [""]
+    return "\n".join(doc), pd.concat(frames, ignore_index=True)
+
+
+def _settings(values: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items() if k != "name")
+
+
+def _minutes(seconds) -> str:
+    return "–" if seconds is None or not math.isfinite(seconds) else f"{seconds / 60:.1f} min"
+
+
+def write(markdown: str, rows: pd.DataFrame, runs_dir: str, name: str, out: str | None) -> list[Path]:
+    from orchestrator.sweep_dir import write_atomic
+
+    folder = Path(runs_dir) / "reproductions"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.md", folder / f"{name}.csv"]
+    write_atomic(paths[0], markdown)
+    write_atomic(paths[1], rows.to_csv(index=False))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(out), markdown)
+        paths.append(Path(out))
+    return paths
