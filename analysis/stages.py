@@ -54,7 +54,17 @@ def staged(source: Source, stage: str | None = None, metric: str | None = None, 
     """``source`` reduced to one stage: ``stage`` (search | confirm), by default confirm when the records
     have confirmation runs. Confirm keeps, per method, the configuration the search selected (by the
     objective, or else by the best final ``metric``; ``configs`` names others) unless ``one_per_method``
-    is False (every confirmed configuration, e.g. for a Pareto front)."""
+    is False (every confirmed configuration, e.g. for a Pareto front). The note (a title) names the data
+    source where the records carry one (their ``data`` column)."""
+    shown = _staged(source, stage, metric, higher, configs, one_per_method)
+    data = sorted(set(shown.records["data"].dropna().astype(str))) if "data" in shown.records else []
+    if not data:
+        return shown
+    return replace(shown, note="; ".join([n for n in (shown.note,) if n] + [f"data: {', '.join(data)}"]))
+
+
+def _staged(source: Source, stage: str | None, metric: str | None, higher: bool | None,
+            configs: tuple[str, ...], one_per_method: bool) -> Source:
     stages = present(source.records)
     stage = stage or ("confirm" if "confirm" in stages else "search")
     if stage not in stages:

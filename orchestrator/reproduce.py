@@ -48,6 +48,26 @@ def parse_seeds(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def select(spec: Spec, columns: str | None, methods: str | None) -> Spec:
+    """The spec cut to ``--columns`` and ``--methods`` (comma lists; None: all)."""
+    def names(text: str, allowed: list[str], flag: str) -> list[str]:
+        chosen = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in chosen if n not in allowed]
+        if bad or not chosen:
+            raise InputError(f"{flag}: {text!r} is not allowed; allowed: a comma list of {', '.join(allowed)}")
+        return chosen
+
+    cols = spec.columns
+    if columns is not None:
+        keep = names(columns, [c.name for c in cols], "--columns")
+        cols = tuple(c for c in cols if c.name in keep)
+    if methods is not None:
+        keep = names(methods, sorted({m for c in cols for m in c.methods}), "--methods")
+        cols = tuple(replace(c, methods={m: v for m, v in c.methods.items() if m in keep}) for c in cols)
+        cols = tuple(c for c in cols if c.methods)
+    return replace(spec, columns=cols)
+
+
 def plan(spec: Spec, seeds: tuple[int, ...], overrides: list[str], prefix: str, dry_run: bool) -> list[Planned]:
     """Every column's validated space; in a dry run, a column whose only problem is a data path the spec
     leaves to the user is planned without one (and says so)."""
@@ -131,7 +151,7 @@ def _unit(unit: str) -> str:
 
 
 def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], prefix: str,
-        command: str) -> tuple[str, pd.DataFrame]:
+        command: str, left_out: str = "") -> tuple[str, pd.DataFrame]:
     """Run (or resume, or read) every column's sweep, then compare with the paper. Returns (markdown, rows)."""
     from orchestrator import sweep as sw
     from orchestrator.sweep_dir import SweepDir
@@ -153,11 +173,24 @@ def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], pre
         else:
             space, folder = sw.prepare_space(p.space, replace(options, name=p.sweep_name))
             sw.start(space, folder, replace(options, name=p.sweep_name))
-    return report(spec, planned, options.runs_dir, seeds, command, time.monotonic() - started)
+    return report(spec, planned, options.runs_dir, seeds, command, time.monotonic() - started, left_out)
+
+
+def left_out(full: Spec, chosen: Spec) -> str:
+    """'mer in mnist_perm; column many_perm': what --columns / --methods cut from the spec."""
+    kept = {c.name: c for c in chosen.columns}
+    parts = []
+    for column in full.columns:
+        if column.name not in kept:
+            parts.append(f"column {column.name}")
+        elif set(column.methods) - set(kept[column.name].methods):
+            gone = [m for m in column.methods if m not in kept[column.name].methods]
+            parts.append(f"{', '.join(gone)} in {column.name}")
+    return "; ".join(parts)
 
 
 def report(spec: Spec, planned: list[Planned], runs_dir: str, seeds: tuple[int, ...], command: str,
-           seconds: float) -> tuple[str, pd.DataFrame]:
+           seconds: float, left_out: str = "") -> tuple[str, pd.DataFrame]:
     from analysis import reproduction as R
     from orchestrator.provenance import git_commit
     from orchestrator.sweep_dir import SweepDir
@@ -171,6 +204,8 @@ def report(spec: Spec, planned: list[Planned], runs_dir: str, seeds: tuple[int, 
            f"over seeds {', '.join(map(str, seeds))}; paper: {spec.paper_seeds or 'unstated'} seeds. Verdict: "
            f"reproduced when |ours − paper| ≤ max({spec.points:g}, {spec.se_factor:g}·√(SD²_paper/n_paper + "
            "SD²_ours/n_ours)).", ""]
+    if left_out:
+        doc += [f"Not run in this invocation (--columns / --methods): {left_out}.", ""]
     frames = []
     for p in planned:
         folder = SweepDir(runs_dir, p.sweep_name)

@@ -125,7 +125,10 @@ def test_a_wrong_data_dir_is_one_line_naming_it(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_records_and_results_titles_name_the_data_source():
+def test_records_and_results_titles_name_the_data_source(tmp_path):
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
     from orchestrator.spaces import validate
     from trainables.trainable import run_configuration
 
@@ -133,6 +136,9 @@ def test_records_and_results_titles_name_the_data_source():
                        {"preset": "tiny", "num_tasks": 2}, (0,))
     records = run_configuration(config, lambda *a: None)
     assert set(records["data"]) == {EMBEDDED}
+    records.to_csv(tmp_path / "r.csv", index=False)
+    table = CliRunner().invoke(main, ["table", "--records", str(tmp_path / "r.csv"), "--metric", "accuracy"])
+    assert table.exit_code == 0 and table.output.startswith(f"data: {EMBEDDED}\n"), table.output
     space = validate({"name": "x", "benchmark": {"name": "split_mnist"}, "methods": {"finetune": {}}})
     assert space.results_note.startswith(EMBEDDED)
     digits = validate({"name": "x", "benchmark": {"name": "split_digits"}, "methods": {"finetune": {}}})
