@@ -58,14 +58,24 @@ def noise_like(g, n):
 
 # ---------------------------------------------------------------------------------------------- EMCL --
 
-def emcl_prox_by_hand(theta0, h, batch, g, beta, gamma, lam):
-    """k steps θ̂ = θ − β∇ℓ(θ; b[κ]), θ = (θ̂ + γλh θ0)/(γλh + 1) (Eq. 16, 21)."""
-    theta = dict(theta0)
+def emcl_prox_by_hand(theta0, h, batch, g, beta, gamma, lam, anchor=None):
+    """k steps θ̂ = θ − β∇ℓ(θ; b[κ]), θ = (θ̂ + γλh θ0)/(γλh + 1) (Eq. 16, 21); the prox's θ0 is ``anchor``
+    when given (the start θ otherwise)."""
+    theta, anchor = dict(theta0), theta0 if anchor is None else anchor
     for i in range(len(batch["y"])):
         _, grad = toy_grads(theta, batch["x"][i:i + 1], batch["y"][i:i + 1], noise_like(g, 1))
-        theta = {k: (theta[k] - beta * grad[k] + gamma * lam * h[k] * theta0[k]) / (gamma * lam * h[k] + 1)
+        theta = {k: (theta[k] - beta * grad[k] + gamma * lam * h[k] * anchor[k]) / (gamma * lam * h[k] + 1)
                  for k in theta}
     return theta
+
+
+def emcl_prox_mean_by_hand(theta0, h, batch, g, beta, gamma, lam):
+    """The mean of θ1..θk of the steps of ``emcl_prox_by_hand`` (``meta_target: mean``)."""
+    theta, total, k = dict(theta0), {n: torch.zeros_like(t) for n, t in theta0.items()}, len(batch["y"])
+    for i in range(k):
+        theta = emcl_prox_by_hand(theta, h, take(batch, slice(i, i + 1)), g, beta, gamma, lam, anchor=theta0)
+        total = {n: total[n] + theta[n] / k for n in theta}
+    return total
 
 
 def omega_by_hand(theta, batch, g):
@@ -149,6 +159,58 @@ def test_emcl_meta_lr_compounds_and_h_is_the_eta_moving_average(toy):
         torch.testing.assert_close(theta1[k] - after[k], alpha2 * lam * h2[k] * (theta1[k] - theta_k[k]),
                                    rtol=2e-3, atol=1e-9)
     assert not torch.allclose(m.h["body.0.weight"], omega2["body.0.weight"])  # an average, not the last Ω
+
+
+def test_emcl_meta_target_mean_steps_toward_the_mean_of_the_inner_iterates(toy):
+    """``meta_target: mean``: θ0 ← θ0 − α ⊙ λH²(θ0 − mean(θ1..θk)), the rest as Eq. 10."""
+    lam, r, a0 = 4.0, 0.01, 0.3
+    m = make(EMCL, toy, lr=a0, inner_lr=0.1, gamma=0.3, lam=lam, r=r, alpha_max=1e30, meta_target="mean")
+    theta0 = params(m.model)
+    batch = toy_batch(toy, 3)
+    g = replay_of(m.generator)
+    m.update(batch)
+    omega = omega_by_hand(theta0, batch, g)
+    mean = emcl_prox_mean_by_hand(theta0, omega, batch, g, beta=0.1, gamma=0.3, lam=lam)
+    after = params(m.model)
+    for k in theta0:
+        expected = (a0 * r / omega[k]) * lam * omega[k] * (theta0[k] - mean[k])
+        torch.testing.assert_close(theta0[k] - after[k], expected, rtol=1e-3, atol=1e-3 * expected.abs().max())
+    assert max((theta0[k] - after[k]).abs().max() for k in theta0) > 1e-4
+    # by hand on one entry with k = 1: the mean of θ1 alone is θ1, so 'mean' and 'last' agree
+    m1, m2 = (make(EMCL, toy, lr=a0, lam=lam, r=r, alpha_max=1e30, meta_target=t) for t in ("mean", "last"))
+    one = toy_batch(toy, 1)
+    m1.update(one), m2.update(one)
+    for k in theta0:
+        torch.testing.assert_close(params(m1.model)[k], params(m2.model)[k])
+
+
+def test_emcl_algorithm1_order_steps_with_the_previous_meta_lr(toy):
+    """``modulation_order: algorithm1``: update j steps with α^j, then sets α^{j+1} = (r/h^j)·α^j. Update 1
+    steps with α0 itself; update 2 with α0·r/h1; after it α = (r/h2)(r/h1)α0."""
+    eta, r, a0, lam = 0.7, 0.02, 0.3, 2.0
+    m = make(EMCL, toy, lr=a0, inner_lr=0.1, gamma=0.3, lam=lam, r=r, eta=eta, alpha_max=1e30,
+             modulation_order="algorithm1")
+    theta0 = params(m.model)
+    b1, b2 = toy_batch(toy, 3, seed=1), toy_batch(toy, 3, seed=2)
+    g = replay_of(m.generator)
+    m.update(b1)
+    omega1 = omega_by_hand(theta0, b1, g)
+    theta_k = emcl_prox_by_hand(theta0, omega1, b1, g, beta=0.1, gamma=0.3, lam=lam)
+    theta1 = params(m.model)
+    for k in theta0:
+        expected = a0 * lam * omega1[k] * (theta0[k] - theta_k[k])  # α0, unmodulated
+        torch.testing.assert_close(theta0[k] - theta1[k], expected, rtol=1e-3, atol=1e-3 * expected.abs().max())
+        torch.testing.assert_close(m.alpha[k], a0 * r / omega1[k], rtol=1e-4, atol=0.0)
+    m.update(b2)
+    omega2 = omega_by_hand(theta1, b2, g)
+    h2 = {k: eta * omega1[k] + (1 - eta) * omega2[k] for k in theta0}
+    theta_k = emcl_prox_by_hand(theta1, h2, b2, g, beta=0.1, gamma=0.3, lam=lam)
+    after = params(m.model)
+    for k in theta0:
+        alpha1 = a0 * r / omega1[k]
+        expected = alpha1 * lam * h2[k] * (theta1[k] - theta_k[k])
+        torch.testing.assert_close(theta1[k] - after[k], expected, rtol=2e-3, atol=1e-3 * expected.abs().max())
+        torch.testing.assert_close(m.alpha[k], (r / h2[k]) * alpha1, rtol=1e-3, atol=0.0)
 
 
 def test_emcl_zero_importance_keeps_the_meta_lr_finite(toy):

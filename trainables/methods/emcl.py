@@ -4,7 +4,10 @@ One call of ``update`` is one meta-update j on a batch b of k samples, with θ0 
 
 1. Importance (Eq. 11-13): Ω_m = |∂L(θ0; b)/∂θ_{0,m} · θ_{0,m}| with L the MEAN per-sample loss of the
    whole current batch b at θ0 (one extra forward/backward; 002 writes L_t, the loss of all tasks seen,
-   but EMCL keeps no memory, so the current batch is the only data at hand). Its moving average
+   but EMCL keeps no memory: §V lists only GEM, A-GEM, MER and La-MAML as storing past samples and §VI
+   says EMCL stores only h and α, so the current batch is the only data at hand; Algorithm 1 line 9 also
+   writes L_t(θ0, b)). 002 says the gradient "is already available after inner-update", which at θ0 is
+   only the first sample's; the whole batch's is taken instead. Its moving average
    (Eq. 7) h ← η·h + (1 − η)·Ω is updated at the START of the meta-update, before the inner loop, so the
    inner prox (Eq. 6, 21), the meta-gradient (Eq. 10) and the meta lr modulation (Eq. 8) of update j all
    use h^j. The first update sets h = Ω (a zero start would bias h toward 0 for ~1/(1−η) updates and
@@ -15,14 +18,19 @@ One call of ``update`` is one meta-update j on a batch b of k samples, with θ0 
    both an inner lr β and a "scalar for pgd" γ, and Algorithm 1 line 6 steps with β: here β is the
    gradient step and γ the prox scalar (as METHODS.md §2 states).
 3. Meta-gradient in closed form (Eq. 9-10, first-order, no Hessian): g = λH²(θ0 − θk), H² = diag(h).
+   Eq. 10 takes the meta-loss at θk, assumed the minimiser of Eq. 6, and its data drop out: the step depends
+   only on the inner loop, so which samples L_t would cover changes nothing here. ``meta_target: mean``
+   (outside the paper) takes it at the mean of θ1..θk, g = λH²(θ0 − mean_κ θκ), the analogue of La-MAML's
+   code averaging its meta-loss over every inner step; the default ``last`` is Eq. 10 as written.
 4. Outer step (Algorithm 1 line 9): plain SGD with the per-parameter meta lr, θ0 ← θ0 − α ⊙ g (Adam would
    normalise the step and cancel Eq. 8's modulation; hence ``optimizer`` admits only sgd).
 5. Meta lr modulation (Eq. 8): α ← (r / max(h, h_floor)) ⊙ α, compounding over updates, clamped to
    [0, alpha_max]. Order: Eq. 8's indices, α^j = (r/h^j)·α^{j−1}, then the step of update j uses α^j
-   (modulate, then step). Algorithm 1 lines 8-9 can also be read as "step with the old α, then modulate";
-   that order makes the step fraction α^j·λ·h^j = λ·r·α^{j−1}·h^j/h^{j−1} grow without bound whenever
-   h jumps up (measured: NaN on permuted digits with r 1e-3, alpha_max 1000). With Eq. 8's order the h
-   of the step cancels:
+   (modulate, then step; ``modulation_order: eq8``). Algorithm 1 lines 8-9 can also be read as "step with
+   the old α, then modulate" (line 9 steps with α^j after line 8 computed α^{j+1}; ``modulation_order:
+   algorithm1``, where update 1 steps with α0 itself); that order makes the step fraction
+   α^j·λ·h^j = λ·r·α^{j−1}·h^j/h^{j−1} grow without bound whenever h jumps up (measured: NaN on permuted
+   digits with r 1e-3, alpha_max 1000). With Eq. 8's order the h of the step cancels:
    α^j·λ·h^j = min(λ·r·α^{j−1}, λ·h^j·alpha_max) ≤ λ·r·max(α0, alpha_max), so alpha_max bounds the
    fraction of the way to θk an outer step may go. The first update already steps with (r/h^0)·α0; α0 is
    the rate before any modulation.
@@ -90,6 +98,13 @@ class EMCLParams(OnlineParams):
                               "free of h)", choices=("compound", "from_initial"))
     alpha_max: float = knob(300.0, "cap of α after each Eq. 8 update; with compounding the outer step "
                             "fraction α·λ·h stays <= λ·r·max(α0, alpha_max)", low=0, low_open=True)
+    meta_target: str = knob("last", "the θ the closed-form meta-gradient λH²(θ0 − θ) is taken at: θk, the end "
+                            "of the inner loop ('last', Eq. 9-10), or the mean of θ1..θk ('mean', as La-MAML's "
+                            "code averages its meta-loss over every inner step)", choices=("last", "mean"))
+    modulation_order: str = knob("eq8", "when Eq. 8 modulates α within update j: before the outer step ('eq8': "
+                                 "α^j = (r/h^j)·α^{j−1} is the step's rate) or after it ('algorithm1': line 9 "
+                                 "steps with the α of the previous update, line 8 then modulates)",
+                                 choices=("eq8", "algorithm1"))
 
 
 
@@ -122,9 +137,11 @@ class EMCL(Method):
         self.h = {k: eta * self.h[k] + (1 - eta) * omega[k] for k in self.h}
 
     def adapt(self, batch, theta0: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:
-        """(θk, mean inner loss): k proximal gradient steps from θ0, one per sample (Eq. 16, 17, 21)."""
+        """(θ, mean inner loss): k proximal gradient steps from θ0, one per sample (Eq. 16, 17, 21); θ is θk
+        (``meta_target: last``) or the mean of θ1..θk (``mean``)."""
         p = self.params
         theta = {k: t.clone() for k, t in theta0.items()}
+        mean = {k: torch.zeros_like(t) for k, t in theta0.items()}
         total = 0.0
         for i in range(size(batch)):
             leaf = {k: t.detach().requires_grad_(True) for k, t in theta.items()}
@@ -136,7 +153,8 @@ class EMCL(Method):
                 hat = t.detach() - p.inner_lr * g if g is not None else t.detach()
                 c = p.gamma * p.lam * self.h[k]
                 theta[k] = (hat + c * theta0[k]) / (c + 1)
-        return theta, total / size(batch)
+                mean[k] += theta[k] / size(batch)
+        return (mean if p.meta_target == "mean" else theta), total / size(batch)
 
     def meta_gradient(self, theta0, theta_k) -> dict[str, torch.Tensor]:
         """λH²(θ0 − θk), Eq. 10."""
@@ -158,11 +176,15 @@ class EMCL(Method):
         theta0 = {k: t.detach().clone() for k, t in parameters_of(self.model).items()}
         theta_k, inner_loss = self.adapt(batch, theta0)
         meta = self.meta_gradient(theta0, theta_k)
-        self.modulate()
+        if self.params.modulation_order == "eq8":
+            self.modulate()
+        step = {k: self.alpha[k] * meta[k] for k in meta}
         with torch.no_grad():
             for k, t in parameters_of(self.model).items():
-                t.sub_(self.alpha[k] * meta[k])
-        step = torch.cat([(self.alpha[k] * meta[k]).reshape(-1) for k in meta])
+                t.sub_(step[k])
+        if self.params.modulation_order == "algorithm1":
+            self.modulate()
+        step = torch.cat([s.reshape(-1) for s in step.values()])
         alpha = torch.cat([a.reshape(-1) for a in self.alpha.values()])
         h = torch.cat([v.reshape(-1) for v in self.h.values()])
         return {"loss": loss, "inner_loss": inner_loss,
