@@ -52,5 +52,7 @@ def reproduce(name, seeds, dry_run, columns, methods, prefix, overrides, out, cp
     except InputError as e:
         fail(e)
     click.echo(markdown)
-    for path in rp.write(markdown, rows, runs_dir, prefix, out):
+    from orchestrator.reproduce_report import write
+
+    for path in write(markdown, rows, runs_dir, prefix, out):
         click.echo(f"written: {path}", err=True)

