@@ -53,7 +53,8 @@ def report(spec, planned, runs_dir: str, prefix: str, seeds: tuple[int, ...], co
                 f"Benchmark `{p.space.benchmark}` ({_settings(p.column.benchmark) or 'defaults'}); data: {data}; "
                 f"sweeps {sweeps}.", "", R.to_markdown(rows, labels), R.summary_line(rows, labels) + ".", "",
                 "Wall time per method (its trial, all seeds in sequence): "
-                + ", ".join(f"{m} {_time(metas.get(m, {}).get('seconds'))}" for m in p.column.methods) + ".",
+                + ", ".join(f"{m} {_time(metas.get(m, {}).get('seconds'))}" for m in p.column.methods)
+                + f"; {_time(sum(m.get('seconds') or 0.0 for m in metas.values()))} in all.",
                 "", "Settings:", ""]
         doc += [f"- `{m}`: {_settings(v['params']) or 'defaults'}. Source: {v['source'] or 'ours'}."
                 for m, v in p.column.methods.items()]
