@@ -48,7 +48,7 @@ def reproduce(name, seeds, dry_run, columns, methods, prefix, overrides, out, cp
                                device=device, max_failures=max_failures, seeds_parallel=seeds_parallel,
                                cpus_per_seed=cpus_per_seed, gpus_per_seed=gpus_per_seed)
         command = "orchestrate reproduce " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [name])
-        markdown, rows = rp.run(spec, planned, options, chosen, prefix, command, rp.left_out(full, spec))
+        markdown, rows, interrupted = rp.run(spec, planned, options, chosen, prefix, command, rp.left_out(full, spec))
     except InputError as e:
         fail(e)
     click.echo(markdown)
@@ -56,3 +56,7 @@ def reproduce(name, seeds, dry_run, columns, methods, prefix, overrides, out, cp
 
     for path in write(markdown, rows, runs_dir, prefix, out):
         click.echo(f"written: {path}", err=True)
+    if interrupted:
+        click.echo(f"interrupted: sweep {interrupted[0]} saved its state; run the same command again to continue it "
+                   "(its rows above are incomplete)", err=True)
+        sys.exit(130)

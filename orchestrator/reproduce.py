@@ -152,13 +152,14 @@ def _unit(unit: str) -> str:
 
 
 def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], prefix: str,
-        command: str, left_out: str = "") -> tuple[str, pd.DataFrame]:
+        command: str, left_out: str = "") -> tuple[str, pd.DataFrame, list[str]]:
     """Run every column's methods that no earlier sweep ended (``reproduce_runs``), resuming the interrupted
-    sweep that was running exactly them, then compare with the paper. Returns (markdown, rows)."""
+    sweep that was running exactly them, then compare with the paper. Returns (markdown, rows, the sweeps
+    interrupted: a Ctrl+C stops at the first, whose rows show as incomplete)."""
     from orchestrator import sweep as sw
     from orchestrator.reproduce_runs import column_sweeps, done, next_sweep
 
-    started = time.monotonic()
+    started, interrupted = time.monotonic(), []
     for p in planned:
         sweeps = column_sweeps(options.runs_dir, prefix, p.column.name)
         have = done(sweeps, yaml.safe_load(p.space.to_yaml()))
@@ -175,13 +176,18 @@ def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], pre
         space = validate({**doc, "name": name})
         if resume:
             space, folder, state = sw.resume(name, replace(options, name=None))
-            sw.continue_sweep(space, folder, state)
+            summary = sw.continue_sweep(space, folder, state)
         else:
             space, folder = sw.prepare_space(space, replace(options, name=name))
-            sw.start(space, folder, replace(options, name=name))
+            summary = sw.start(space, folder, replace(options, name=name))
+        if not summary["complete"]:  # Ctrl+C: the sweep saved its state; the same command continues it
+            interrupted.append(name)
+            break
     from orchestrator.reproduce_report import report
 
-    return report(spec, planned, options.runs_dir, prefix, seeds, command, time.monotonic() - started, left_out)
+    markdown, rows = report(spec, planned, options.runs_dir, prefix, seeds, command, time.monotonic() - started,
+                            left_out)
+    return markdown, rows, interrupted
 
 
 def left_out(full: Spec, chosen: Spec) -> str:

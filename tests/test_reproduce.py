@@ -180,3 +180,17 @@ def test_reproduce_end_to_end(tmp_path):
     assert again.exit_code == 0 and "perm: finetune, er ended earlier" in again.output
     assert not (tmp_path / "runs" / "tiny_repro-perm-3").exists()
     assert pd.read_csv(tmp_path / "runs" / "reproductions" / "tiny_repro.csv")["ours"].equals(rows["ours"])
+
+
+def test_an_interrupted_column_exits_130_and_says_how_to_continue(tmp_path, monkeypatch):
+    """Ctrl+C inside a column's sweep (it returns incomplete): the table is written with that row
+    incomplete, the command says to run it again, and exits 130 like `orchestrate sweep`."""
+    from orchestrator import sweep as sw
+
+    monkeypatch.setattr(sw, "prepare_space", lambda space, options: (space, None))
+    monkeypatch.setattr(sw, "start", lambda space, folder, options: {"complete": False})
+    result = CliRunner().invoke(main, ["reproduce", _write(tmp_path, TINY), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: sweep tiny_repro-perm saved its state; run the same command again" in result.output
+    rows = pd.read_csv(tmp_path / "runs" / "reproductions" / "tiny_repro.csv")
+    assert rows["verdict"].eq("incomplete").all() and rows["missing"].eq("not run").all()
