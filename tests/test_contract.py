@@ -21,7 +21,7 @@ def benchmarks():
             "continual_world": lambda: make_benchmark("continual_world", {"preset": "tiny"}),
             "permuted_digits": lambda: make_benchmark("permuted_digits", {"preset": "tiny", "steps_per_task": 6,
                                                                           "eval_every": 3}),
-            "mnist_permutations": lambda: make_benchmark("mnist_permutations", {"preset": "tiny"}),
+            "mnist_permutations": lambda: make_benchmark("mnist_permutations", {"preset": "tiny", "steps_per_task": 6}),
             # 003's S-grid protocol (trainables.step_grid): the last step of a phase is S_max, not a global count
             "nf_faces": lambda: make_benchmark("nf_faces", {"preset": "tiny", "steps_per_task": 2}),
             "vit_cil": lambda: make_benchmark("vit_cil", {"preset": "tiny"})}
