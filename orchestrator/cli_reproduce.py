@@ -15,6 +15,8 @@ from orchestrator.cli_io import fail, run_options
 @click.argument("name")
 @click.option("--seeds", default=None, help="our seeds, e.g. 0-4 or 0,1,2 (default: the spec's)")
 @click.option("--dry-run", is_flag=True, help="validate the spec and print the plan with its estimated cost")
+@click.option("--no-run", is_flag=True, help="only the table of the rows that have ended (the others show as not "
+              "run); nothing runs")
 @click.option("--columns", default=None, help="only these columns (a comma list; default: all)")
 @click.option("--methods", default=None, help="only these methods (a comma list; default: all); the table says "
               "what was left out")
@@ -24,7 +26,7 @@ from orchestrator.cli_io import fail, run_options
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="also write the side-by-side table here (e.g. docs/reproductions/002_table3.md)")
 @run_options
-def reproduce(name, seeds, dry_run, columns, methods, prefix, overrides, out, cpus_per_trial, gpus_per_trial, address, tracking_uri,
+def reproduce(name, seeds, dry_run, no_run, columns, methods, prefix, overrides, out, cpus_per_trial, gpus_per_trial, address, tracking_uri,
               optuna_storage, runs_dir, device, max_failures, seeds_parallel, cpus_per_seed, gpus_per_seed) -> None:
     """Run a reproduction spec (orchestrate list reproductions) as sweeps of fixed configurations, one per
     column, and print the paper's numbers next to ours with a verdict per cell and Kendall's τ."""
@@ -48,7 +50,8 @@ def reproduce(name, seeds, dry_run, columns, methods, prefix, overrides, out, cp
                                device=device, max_failures=max_failures, seeds_parallel=seeds_parallel,
                                cpus_per_seed=cpus_per_seed, gpus_per_seed=gpus_per_seed)
         command = "orchestrate reproduce " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [name])
-        markdown, rows, interrupted = rp.run(spec, planned, options, chosen, prefix, command, rp.left_out(full, spec))
+        markdown, rows, interrupted = rp.run(spec, planned, options, chosen, prefix, command, rp.left_out(full, spec),
+                                             execute=not no_run)
     except InputError as e:
         fail(e)
     click.echo(markdown)

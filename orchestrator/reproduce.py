@@ -152,15 +152,16 @@ def _unit(unit: str) -> str:
 
 
 def run(spec: Spec, planned: list[Planned], options, seeds: tuple[int, ...], prefix: str,
-        command: str, left_out: str = "") -> tuple[str, pd.DataFrame, list[str]]:
+        command: str, left_out: str = "", execute: bool = True) -> tuple[str, pd.DataFrame, list[str]]:
     """Run every column's methods that no earlier sweep ended (``reproduce_runs``), resuming the interrupted
     sweep that was running exactly them, then compare with the paper. Returns (markdown, rows, the sweeps
-    interrupted: a Ctrl+C stops at the first, whose rows show as incomplete)."""
+    interrupted: a Ctrl+C stops at the first, whose rows show as incomplete). ``execute`` False: the table
+    of the rows that have ended, nothing run."""
     from orchestrator import sweep as sw
     from orchestrator.reproduce_runs import column_sweeps, done, next_sweep
 
     started, interrupted = time.monotonic(), []
-    for p in planned:
+    for p in planned if execute else ():
         sweeps = column_sweeps(options.runs_dir, prefix, p.column.name)
         have = done(sweeps, yaml.safe_load(p.space.to_yaml()))
         missing = [m for m in p.column.methods if m not in have]

