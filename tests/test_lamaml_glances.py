@@ -48,11 +48,11 @@ def test_glances_repeat_the_meta_update_and_fill_the_memory_once(toy):
     three = make(LaMAML, toy, glances=3, memory_size=20, replay_batch=2)
     by_hand = make(LaMAML, toy, memory_size=20, replay_batch=2)
     three.update(batch)
-    by_hand.meta_update(batch)
+    by_hand.glance(batch)
     by_hand.memory.add(batch)
     for _ in range(2):
         order = torch.randperm(4, generator=by_hand.generator)
-        by_hand.meta_update({k: v[order] for k, v in batch.items()})
+        by_hand.glance({k: v[order] for k, v in batch.items()})
     assert len(three.memory) == 4  # the batch, once
     for k, p in params(three.model).items():
         torch.testing.assert_close(p, params(by_hand.model)[k], rtol=0, atol=0)
@@ -64,7 +64,7 @@ def test_one_glance_last_step_is_the_papers_update(toy):
     batch = toy_batch(toy, 3)
     m, ref = make(LaMAML, toy, memory_size=10), make(LaMAML, toy, memory_size=10)
     m.update(batch)
-    ref.meta_update(batch)
+    ref.glance(batch)
     ref.memory.add(batch)
     for k, p in params(m.model).items():
         assert torch.equal(p, params(ref.model)[k])

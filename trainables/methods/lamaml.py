@@ -122,12 +122,13 @@ class LaMAML(Method):
         out = {}
         for glance in range(self.params.glances):
             order = torch.randperm(size(batch), generator=self.generator) if glance else None
-            out = self.meta_update(batch if order is None else take(batch, order))
+            out = self.glance(batch if order is None else take(batch, order))
             if glance == 0:
                 self.memory.add(batch)
         return out
 
-    def meta_update(self, batch):
+    def glance(self, batch):
+        """One meta-update on ``batch`` (steps 1-4); ``update`` takes ``glances`` of them."""
         p = self.params
         theta = parameters_of(self.model)
         replayed = len(self.memory) > 0 and p.replay_batch > 0
